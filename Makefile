@@ -1,0 +1,58 @@
+# glassbox: the two commands are `make deploy` and `make test`; the rest are their parts.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV      ?= .venv
+PYTHON    ?= python3
+BIN       := $(VENV)/bin
+STAMP     := $(VENV)/.glassbox-installed
+INVENTORY ?= inventories/local
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-model.txt scripts/bootstrap-venv.sh
+	scripts/bootstrap-venv.sh $(VENV) $(PYTHON)
+	@touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## create .venv with the pinned toolchain
+
+.PHONY: deploy
+deploy: $(STAMP) ## deploy the whole stack to INVENTORY (default: this machine)
+	$(BIN)/ansible-playbook -i $(INVENTORY) site.yml
+
+.PHONY: smoke
+smoke: $(STAMP) ## run the smoke suite against the deployed stack (reads the app .env)
+	$(BIN)/pytest smoke
+
+.PHONY: lint
+lint: $(STAMP) ## yamllint, ansible-lint (production profile), ruff
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+.PHONY: test-unit
+test-unit: $(STAMP) ## contract, argument-spec and stand-in-stack tests (no containers)
+	$(BIN)/pytest tests
+
+.PHONY: test-host
+test-host: ## start dockerd and build the offline Debian 13 image if missing (root)
+	scripts/test-host.sh all
+
+.PHONY: test-molecule
+test-molecule: $(STAMP) test-host ## molecule test: converge site.yml on a Debian 13 systemd container
+	$(BIN)/molecule test -s default
+
+.PHONY: test
+test: lint test-unit test-molecule ## everything CI runs
+
+.PHONY: clean
+clean: ## remove the venv and Molecule instances (keeps the cached base image)
+	-$(BIN)/molecule destroy -s default
+	rm -rf $(VENV) .pytest_cache .ruff_cache
