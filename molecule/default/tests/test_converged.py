@@ -1,0 +1,42 @@
+"""Properties of the converged host as a whole: check mode is clean and no secret leaks."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SCENARIO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def check_run():
+    """`ansible-playbook converge.yml --check --diff` against the converged instance."""
+    inventory = os.environ.get("MOLECULE_INVENTORY_FILE")
+    assert inventory, "run through `molecule verify`: MOLECULE_INVENTORY_FILE is not set"
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    return subprocess.run(
+        ["ansible-playbook", "-i", inventory, str(SCENARIO / "converge.yml"), "--check", "--diff"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+    )
+
+
+def test_check_diff_on_converged_host_reports_no_change(check_run):
+    assert check_run.returncode == 0, check_run.stdout[-3000:] + check_run.stderr[-2000:]
+    recap = re.findall(r"changed=(\d+).*?failed=(\d+)", check_run.stdout)
+    assert recap, check_run.stdout[-2000:]
+    assert all(changed == "0" and failed == "0" for changed, failed in recap), check_run.stdout[-3000:]
+
+
+def test_no_secret_value_in_the_output(check_run, host_secrets):
+    output = check_run.stdout + check_run.stderr
+    for path, values in host_secrets.items():
+        for name, value in values.items():
+            assert value not in output, f"{name} from {path} appears in ansible-playbook output"
