@@ -7,7 +7,7 @@ import json
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def host_secrets(host):
     """Every value from every /etc/glassbox/*/secrets.json on the target, by file."""
     found = host.run("find /etc/glassbox -name secrets.json -type f")

@@ -32,7 +32,8 @@ def test_check_diff_on_converged_host_reports_no_change(check_run):
     assert check_run.returncode == 0, check_run.stdout[-3000:] + check_run.stderr[-2000:]
     recap = re.findall(r"changed=(\d+).*?failed=(\d+)", check_run.stdout)
     assert recap, check_run.stdout[-2000:]
-    assert all(changed == "0" and failed == "0" for changed, failed in recap), check_run.stdout[-3000:]
+    clean = all(changed == "0" and failed == "0" for changed, failed in recap)
+    assert clean, check_run.stdout[-3000:]
 
 
 def test_no_secret_value_in_the_output(check_run, host_secrets):
