@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -515,3 +516,27 @@ def test_whole_no_gpu_path_on_this_machine(run):
     assert "Docker gets no nvidia runtime" in text
     assert "GPU access from containers not checked" in text
     assert "changed: [nogpu_here]" not in text
+
+
+# --- documentation: README table, defaults/main.yml and argument_specs say the same ----------
+
+ROW = re.compile(r"^\|\s*`([a-z][a-z0-9_]*)`\s*\|\s*`([^`]*)`\s*\|")
+
+
+@pytest.mark.parametrize("role", ["nvidia_driver", "nvidia_container_toolkit"])
+def test_readme_defaults_and_specs_agree(role):
+    root = REPO / "roles" / role
+    specs = yaml.safe_load((root / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    options: dict[str, dict] = {}
+    for entry in specs.values():
+        options.update(entry["options"])
+    defaults = yaml.safe_load((root / "defaults" / "main.yml").read_text())
+    readme = (root / "README.md").read_text()
+    table = readme.split("<!-- variables:begin -->")[1].split("<!-- variables:end -->")[0]
+    rows = {m.group(1): m.group(2) for line in table.splitlines() if (m := ROW.match(line))}
+    assert set(rows) == set(options) == set(defaults)
+    for name, spec in options.items():
+        assert spec["default"] == defaults[name], name
+        expected = spec["default"]
+        expected = str(expected).lower() if isinstance(expected, bool) else str(expected)
+        assert rows[name].strip('"') == expected, name
