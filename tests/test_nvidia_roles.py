@@ -153,6 +153,7 @@ COLLECT = {
                 "dest": "{{ report_file }}",
                 "mode": "0600",
             },
+            "check_mode": False,
         }
     ],
 }
@@ -242,6 +243,24 @@ def plays() -> list[dict]:
                 ),
             ],
         },
+        {
+            "name": "the forced install path in check mode on this machine",
+            "hosts": "forced",
+            "gather_facts": True,
+            "gather_subset": ["min"],
+            # Only ever run with --check (see run()); this keeps every module in check mode too.
+            "check_mode": True,
+            "tasks": [
+                include("nvidia_driver", "main", {}),
+                include("nvidia_container_toolkit", "main", {}),
+                report(
+                    "{'driver': nvidia_driver_status, 'toolkit': nvidia_container_toolkit_status,"
+                    " 'packages': __nvidia_driver_install_packages,"
+                    " 'runtimes': docker_engine_registered_runtimes | default({}),"
+                    " 'default_runtime': docker_engine_default_runtime | default('')}"
+                ),
+            ],
+        },
         COLLECT,
     ]
 
@@ -262,6 +281,18 @@ def inventory(report_file: Path) -> dict:
         },
         "toolkit": dict(TOOLKIT_CASES),
         "nogpu": {"nogpu_here": {"preflight_gpu_present": False}},
+        # Check mode with both force switches: the install path without network or change.
+        # NVIDIA's key URL points at a local file (get_url asks for it even in check mode).
+        "forced": {
+            "forced_check": {
+                "preflight_gpu_present": False,
+                "nvidia_driver_force": True,
+                "nvidia_driver_method": "debian",
+                "nvidia_container_toolkit_force": True,
+                "nvidia_container_toolkit_default_runtime": True,
+                "nvidia_container_toolkit_repo_key_url": (report_file.parent / "fake.key").as_uri(),
+            }
+        },
     }
     hosts = {}
     for members in groups.values():
@@ -281,6 +312,7 @@ def inventory(report_file: Path) -> dict:
 def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("nvidia")
     report_file = tmp / "outcomes.json"
+    (tmp / "fake.key").write_text("not a real key: check mode never installs it\n")
     (tmp / "hosts.yml").write_text(yaml.safe_dump(inventory(report_file)))
     (tmp / "play.yml").write_text(yaml.safe_dump(plays(), sort_keys=False))
     env = {
@@ -294,18 +326,24 @@ def run(tmp_path_factory):
         "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "false",
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(tmp / "hosts.yml"), str(tmp / "play.yml")],
-        cwd=tmp,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert report_file.exists(), proc.stdout + proc.stderr
+    base = [str(BIN / "ansible-playbook"), "-i", str(tmp / "hosts.yml"), str(tmp / "play.yml")]
+    # The forced hosts would really install: they run only in the second run, with --check.
+    runs = [
+        [*base, "--limit", "all:!forced"],
+        [*base, "--check", "--limit", "forced:localhost", "-e", f"report_file={report_file}.check"],
+    ]
+    procs = [
+        subprocess.Popen(
+            argv, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for argv in runs
+    ]
+    output = "".join(proc.communicate(timeout=240)[0] for proc in procs)
+    for name in (report_file, Path(f"{report_file}.check")):
+        assert name.exists(), output
     outcomes = json.loads(report_file.read_text())
-    return proc.stdout + proc.stderr, outcomes
+    outcomes.update(json.loads(Path(f"{report_file}.check").read_text()))
+    return output, outcomes
 
 
 def host_output(output: str, host: str) -> str:
@@ -540,3 +578,30 @@ def test_readme_defaults_and_specs_agree(role):
         expected = spec["default"]
         expected = str(expected).lower() if isinstance(expected, bool) else str(expected)
         assert rows[name].strip('"') == expected, name
+
+
+UNTOUCHED = [
+    "/etc/apt/sources.list.d/glassbox-debian-non-free.sources",
+    "/etc/apt/sources.list.d/nvidia-container-toolkit.sources",
+    "/etc/apt/keyrings/nvidia-container-toolkit.asc",
+]
+
+
+def test_forced_check_mode_shows_the_install_without_doing_it(run):
+    output, outcomes = run
+    got = outcomes.get("forced_check")
+    assert got is not None, host_output(output, "forced_check")
+    assert got["driver"] == "would-install"
+    assert got["toolkit"] == "would-install"
+    assert {"nvidia-kernel-dkms", "nvidia-smi", "libcuda1"} <= set(got["packages"])
+    # The runtime goes to docker_engine's daemon.json through its entry point, as default.
+    assert got["runtimes"] == {"nvidia": {"path": "nvidia-container-runtime"}}
+    assert got["default_runtime"] == "nvidia"
+    text = host_output(output, "forced_check")
+    assert "Would install: linux-headers-" in text
+    assert "nvidia-kernel-dkms" in text
+
+
+@pytest.mark.parametrize("path", UNTOUCHED)
+def test_forced_check_mode_left_this_machine_alone(run, path):
+    assert not Path(path).exists(), f"check mode created {path}"

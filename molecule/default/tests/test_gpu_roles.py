@@ -14,9 +14,7 @@ import pytest
 NVIDIA_SOURCES = [
     "/etc/apt/sources.list.d/nvidia-container-toolkit.sources",
     "/etc/apt/sources.list.d/nvidia-cuda.sources",
-    "/etc/apt/sources.list.d/debian-non-free.sources",
-    "/etc/apt/sources.list.d/debian-non-free-updates.sources",
-    "/etc/apt/sources.list.d/debian-non-free-security.sources",
+    "/etc/apt/sources.list.d/glassbox-debian-non-free.sources",
     "/etc/apt/keyrings/nvidia-container-toolkit.asc",
     "/etc/apt/keyrings/nvidia-cuda.asc",
     "/etc/cdi/nvidia.yaml",
