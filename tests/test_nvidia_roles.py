@@ -244,6 +244,16 @@ def plays() -> list[dict]:
             ],
         },
         {
+            "name": "toolkit decisions in check mode",
+            "hosts": "toolkit_check",
+            "gather_facts": False,
+            "check_mode": True,
+            "tasks": [
+                include("nvidia_container_toolkit", "plan", {}),
+                report("{'status': nvidia_container_toolkit_status}"),
+            ],
+        },
+        {
             "name": "the forced install path in check mode on this machine",
             "hosts": "forced",
             "gather_facts": True,
@@ -283,6 +293,14 @@ def inventory(report_file: Path) -> dict:
         "nogpu": {"nogpu_here": {"preflight_gpu_present": False}},
         # Check mode with both force switches: the install path without network or change.
         # NVIDIA's key URL points at a local file (get_url asks for it even in check mode).
+        "toolkit_check": {
+            # --check on a fresh GPU host: the driver would be installed, the toolkit too.
+            "tkc_gpu_driver_would_install": {
+                "preflight_gpu_present": True,
+                "nvidia_driver_status": "would-install",
+            },
+            "tkc_no_gpu": {"nvidia_driver_status": "skipped-no-gpu"},
+        },
         "forced": {
             "forced_check": {
                 "preflight_gpu_present": False,
@@ -329,8 +347,15 @@ def run(tmp_path_factory):
     base = [str(BIN / "ansible-playbook"), "-i", str(tmp / "hosts.yml"), str(tmp / "play.yml")]
     # The forced hosts would really install: they run only in the second run, with --check.
     runs = [
-        [*base, "--limit", "all:!forced"],
-        [*base, "--check", "--limit", "forced:localhost", "-e", f"report_file={report_file}.check"],
+        [*base, "--limit", "all:!forced:!toolkit_check"],
+        [
+            *base,
+            "--check",
+            "--limit",
+            "forced:toolkit_check:localhost",
+            "-e",
+            f"report_file={report_file}.check",
+        ],
     ]
     procs = [
         subprocess.Popen(
@@ -605,3 +630,12 @@ def test_forced_check_mode_shows_the_install_without_doing_it(run):
 @pytest.mark.parametrize("path", UNTOUCHED)
 def test_forced_check_mode_left_this_machine_alone(run, path):
     assert not Path(path).exists(), f"check mode created {path}"
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [("tkc_gpu_driver_would_install", "installing"), ("tkc_no_gpu", "skipped-no-gpu")],
+)
+def test_toolkit_in_check_mode_follows_a_driver_that_would_be_installed(run, case, status):
+    _, outcomes = run
+    assert outcomes[case]["status"] == status
