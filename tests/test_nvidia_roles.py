@@ -1,0 +1,641 @@
+"""nvidia_driver and nvidia_container_toolkit without a GPU: real ansible-playbook runs.
+
+No GPU, no NVIDIA repository and no reboot are possible here, so these runs exercise what can
+be decided without them, for real: argument specs, the decision (plan) tasks with preset probe
+results per OS, the reboot guard, the toolkit's decision, and the whole no-GPU path on this
+machine. Each case is one inventory host (all reached over the local connection), so one
+ansible-playbook run covers the matrix; every case writes its outcome to a JSON file.
+What only a GPU host can prove is in molecule/gpu (see the roles' READMEs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+NO_SMI = {"rc": 2, "stdout": "", "stdout_lines": []}
+
+# Decision cases: inputs (probe results and variables), run through nvidia_driver's plan.yml.
+PLAN_CASES = {
+    "ubuntu24_default": {"os": "Ubuntu-24", "gpu": True, "smi": NO_SMI},
+    "ubuntu22_proprietary_550": {
+        "os": "Ubuntu-22",
+        "gpu": True,
+        "smi": NO_SMI,
+        "vars": {"nvidia_driver_branch": "550", "nvidia_driver_open_kernel_modules": False},
+    },
+    "debian12_default": {"os": "Debian-12", "gpu": True, "smi": NO_SMI},
+    "debian13_cuda_repo": {
+        "os": "Debian-13",
+        "gpu": True,
+        "smi": NO_SMI,
+        "vars": {"nvidia_driver_method": "cuda_repo"},
+    },
+    "debian13_cuda_repo_proprietary": {
+        "os": "Debian-13",
+        "gpu": True,
+        "smi": NO_SMI,
+        "vars": {"nvidia_driver_method": "cuda_repo", "nvidia_driver_open_kernel_modules": False},
+    },
+    "no_gpu": {"os": "Debian-13", "gpu": False, "smi": NO_SMI},
+    "no_gpu_forced": {
+        "os": "Debian-13",
+        "gpu": False,
+        "smi": NO_SMI,
+        "vars": {"nvidia_driver_force": True},
+    },
+    "working_driver_older_branch": {
+        "os": "Ubuntu-24",
+        "gpu": True,
+        "smi": {"rc": 0, "stdout": "550.163.01", "stdout_lines": ["550.163.01"]},
+    },
+    "secure_boot_no_key": {
+        "os": "Ubuntu-24",
+        "gpu": True,
+        "smi": NO_SMI,
+        "sb": {"rc": 0, "stdout": "SecureBoot enabled"},
+    },
+    "secure_boot_key_enrolled": {
+        "os": "Debian-12",
+        "gpu": True,
+        "smi": NO_SMI,
+        "sb": {"rc": 0, "stdout": "SecureBoot enabled"},
+        "mok": {"rc": 0, "stdout": "/var/lib/dkms/mok.pub is already enrolled"},
+    },
+    "secure_boot_check_off": {
+        "os": "Ubuntu-24",
+        "gpu": True,
+        "smi": NO_SMI,
+        "sb": {"rc": 0, "stdout": "SecureBoot enabled"},
+        "vars": {"nvidia_driver_secure_boot_check": False},
+    },
+    "debian_with_foreign_branch": {
+        "os": "Debian-13",
+        "gpu": True,
+        "smi": NO_SMI,
+        "vars": {"nvidia_driver_branch": "580"},
+    },
+    "debian_method_on_ubuntu": {
+        "os": "Ubuntu-22",
+        "gpu": True,
+        "smi": NO_SMI,
+        "vars": {"nvidia_driver_method": "debian"},
+    },
+}
+
+# Bad inventory values: the argument spec must stop the role and name the variable.
+SPEC_CASES = {
+    "bad_method": ("nvidia_driver", "main", {"nvidia_driver_method": "runfile"}),
+    "bad_reboot_ok": ("nvidia_driver", "main", {"nvidia_driver_reboot_ok": "sometimes"}),
+    "bad_timeout": ("nvidia_driver", "main", {"nvidia_driver_reboot_timeout": "soon"}),
+    "bad_default_runtime": (
+        "nvidia_container_toolkit",
+        "main",
+        {"nvidia_container_toolkit_default_runtime": "perhaps"},
+    ),
+    "bad_verify_mode": (
+        "nvidia_container_toolkit",
+        "verify",
+        {"nvidia_container_toolkit_verify_mode": "nvidia-docker"},
+    ),
+    # Good values pass (also keeps the play alive: a play whose hosts all fail ends the run).
+    "good_values": (
+        "nvidia_container_toolkit",
+        "verify",
+        {"nvidia_container_toolkit_verify_mode": "cdi"},
+    ),
+}
+
+# The toolkit's decision from the driver's status.
+TOOLKIT_CASES = {
+    "tk_driver_present": {"nvidia_driver_status": "present"},
+    "tk_driver_installed": {"nvidia_driver_status": "installed"},
+    "tk_reboot_pending": {"nvidia_driver_status": "reboot-required"},
+    "tk_secure_boot": {"nvidia_driver_status": "blocked-secure-boot"},
+    "tk_no_gpu": {"nvidia_driver_status": "skipped-no-gpu"},
+    "tk_no_gpu_forced": {
+        "nvidia_driver_status": "skipped-no-gpu",
+        "nvidia_container_toolkit_force": True,
+    },
+    "tk_no_driver_role_gpu": {"preflight_gpu_present": True},
+}
+
+
+def report(names: str) -> dict:
+    """Keep a case's outcome as a fact; the last play writes all of them in one file."""
+    return {
+        "name": "Keep the outcome",
+        "ansible.builtin.set_fact": {"test_outcome": "{{ " + names + " }}"},
+    }
+
+
+COLLECT = {
+    "name": "collect every case's outcome",
+    "hosts": "localhost",
+    "gather_facts": False,
+    "tasks": [
+        {
+            "name": "Write the outcomes",
+            "ansible.builtin.copy": {
+                "content": "{{ groups['all'] | map('extract', hostvars)"
+                " | selectattr('test_outcome', 'defined')"
+                " | items2dict(key_name='inventory_hostname', value_name='test_outcome')"
+                " | to_json }}",
+                "dest": "{{ report_file }}",
+                "mode": "0600",
+            },
+            "check_mode": False,
+        }
+    ],
+}
+
+
+def include(role: str, tasks_from: str, role_vars: dict) -> dict:
+    return {
+        "name": f"Run {role} {tasks_from}",
+        "ansible.builtin.include_role": {"name": role, "tasks_from": tasks_from},
+        "vars": role_vars,
+    }
+
+
+def plays() -> list[dict]:
+    plan_vars = {
+        "__nvidia_driver_os": "{{ case.os }}",
+        "__nvidia_driver_kernel": "6.8.0-31-generic",
+        "__nvidia_driver_arch": "x86_64",
+        "__nvidia_driver_smi": "{{ case.smi }}",
+        "__nvidia_driver_sb": "{{ case.sb | default({'rc': 2, 'stdout': ''}) }}",
+        "__nvidia_driver_mok": "{{ case.mok | default({'rc': 1, 'stdout': ''}) }}",
+        "preflight_gpu_present": "{{ case.gpu }}",
+    }
+    return [
+        {
+            "name": "nvidia_driver decisions",
+            "hosts": "plan",
+            "gather_facts": False,
+            "tasks": [
+                include("nvidia_driver", "plan", plan_vars),
+                report(
+                    "{'status': nvidia_driver_status, 'action': __nvidia_driver_action,"
+                    " 'method': __nvidia_driver_method_resolved,"
+                    " 'branch': __nvidia_driver_branch_resolved,"
+                    " 'packages': __nvidia_driver_install_packages,"
+                    " 'version': nvidia_driver_version, 'message': __nvidia_driver_message}"
+                ),
+            ],
+        },
+        {
+            "name": "argument specs",
+            "hosts": "spec",
+            "gather_facts": False,
+            "tasks": [
+                include("{{ spec_role }}", "{{ spec_entry }}", {}),
+                report("{'passed_validation': true}"),
+            ],
+        },
+        {
+            "name": "reboot guard",
+            "hosts": "reboot",
+            "gather_facts": False,
+            "tasks": [
+                include("nvidia_driver", "reboot", {}),
+                report(
+                    "{'status': nvidia_driver_status, 'required': nvidia_driver_reboot_required,"
+                    " 'blocker': __nvidia_driver_reboot_blocker}"
+                ),
+            ],
+        },
+        {
+            "name": "toolkit decisions",
+            "hosts": "toolkit",
+            "gather_facts": False,
+            "tasks": [
+                include("nvidia_container_toolkit", "plan", {}),
+                report(
+                    "{'status': nvidia_container_toolkit_status,"
+                    " 'install': __nvidia_container_toolkit_install,"
+                    " 'message': __nvidia_container_toolkit_message}"
+                ),
+            ],
+        },
+        {
+            "name": "the whole no-GPU path on this machine",
+            "hosts": "nogpu",
+            "gather_facts": True,
+            "gather_subset": ["min"],
+            "tasks": [
+                include("nvidia_driver", "main", {}),
+                include("nvidia_container_toolkit", "main", {}),
+                include("nvidia_container_toolkit", "verify", {}),
+                report(
+                    "{'driver': nvidia_driver_status, 'toolkit': nvidia_container_toolkit_status,"
+                    " 'runtimes': docker_engine_registered_runtimes | default({}),"
+                    " 'default_runtime': docker_engine_default_runtime | default('')}"
+                ),
+            ],
+        },
+        {
+            "name": "toolkit decisions in check mode",
+            "hosts": "toolkit_check",
+            "gather_facts": False,
+            "check_mode": True,
+            "tasks": [
+                include("nvidia_container_toolkit", "plan", {}),
+                report("{'status': nvidia_container_toolkit_status}"),
+            ],
+        },
+        {
+            "name": "the forced install path in check mode on this machine",
+            "hosts": "forced",
+            "gather_facts": True,
+            "gather_subset": ["min"],
+            # Only ever run with --check (see run()); this keeps every module in check mode too.
+            "check_mode": True,
+            "tasks": [
+                include("nvidia_driver", "main", {}),
+                include("nvidia_container_toolkit", "main", {}),
+                report(
+                    "{'driver': nvidia_driver_status, 'toolkit': nvidia_container_toolkit_status,"
+                    " 'packages': __nvidia_driver_install_packages,"
+                    " 'runtimes': docker_engine_registered_runtimes | default({}),"
+                    " 'default_runtime': docker_engine_default_runtime | default('')}"
+                ),
+            ],
+        },
+        COLLECT,
+    ]
+
+
+def inventory(report_file: Path) -> dict:
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    groups: dict[str, dict] = {
+        "plan": {name: {"case": case, **case.get("vars", {})} for name, case in PLAN_CASES.items()},
+        "spec": {
+            name: {"spec_role": role, "spec_entry": entry, **values}
+            for name, (role, entry, values) in SPEC_CASES.items()
+        },
+        "reboot": {
+            # Reboot allowed, but the host is the machine Ansible runs on: must not reboot.
+            "reboot_local_allowed": {"nvidia_driver_reboot_ok": True},
+            # Reboot not allowed; the connection is not local (no task of the file connects then).
+            "reboot_not_allowed": {"nvidia_driver_reboot_ok": False, "ansible_connection": "ssh"},
+        },
+        "toolkit": dict(TOOLKIT_CASES),
+        "nogpu": {"nogpu_here": {"preflight_gpu_present": False}},
+        # Check mode with both force switches: the install path without network or change.
+        # NVIDIA's key URL points at a local file (get_url asks for it even in check mode).
+        "toolkit_check": {
+            # --check on a fresh GPU host: the driver would be installed, the toolkit too.
+            "tkc_gpu_driver_would_install": {
+                "preflight_gpu_present": True,
+                "nvidia_driver_status": "would-install",
+            },
+            "tkc_no_gpu": {"nvidia_driver_status": "skipped-no-gpu"},
+        },
+        "forced": {
+            "forced_check": {
+                "preflight_gpu_present": False,
+                "nvidia_driver_force": True,
+                "nvidia_driver_method": "debian",
+                "nvidia_container_toolkit_force": True,
+                "nvidia_container_toolkit_default_runtime": True,
+                "nvidia_container_toolkit_repo_key_url": (report_file.parent / "fake.key").as_uri(),
+            }
+        },
+    }
+    hosts = {}
+    for members in groups.values():
+        for name, host_vars in members.items():
+            hosts[name] = {**local, **host_vars}
+    hosts["localhost"] = dict(local)
+    return {
+        "all": {
+            "vars": {"report_file": str(report_file)},
+            "hosts": hosts,
+            "children": {g: {"hosts": dict.fromkeys(m)} for g, m in groups.items()},
+        }
+    }
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("nvidia")
+    report_file = tmp / "outcomes.json"
+    (tmp / "fake.key").write_text("not a real key: check mode never installs it\n")
+    (tmp / "hosts.yml").write_text(yaml.safe_dump(inventory(report_file)))
+    (tmp / "play.yml").write_text(yaml.safe_dump(plays(), sort_keys=False))
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORKS": "20",
+        "ANSIBLE_LOCAL_TEMP": str(tmp / ".ansible-tmp"),
+        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+        "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "false",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    base = [str(BIN / "ansible-playbook"), "-i", str(tmp / "hosts.yml"), str(tmp / "play.yml")]
+    # The forced hosts would really install: they run only in the second run, with --check.
+    runs = [
+        [*base, "--limit", "all:!forced:!toolkit_check"],
+        [
+            *base,
+            "--check",
+            "--limit",
+            "forced:toolkit_check:localhost",
+            "-e",
+            f"report_file={report_file}.check",
+        ],
+    ]
+    procs = [
+        subprocess.Popen(
+            argv, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for argv in runs
+    ]
+    output = "".join(proc.communicate(timeout=240)[0] for proc in procs)
+    for name in (report_file, Path(f"{report_file}.check")):
+        assert name.exists(), output
+    outcomes = json.loads(report_file.read_text())
+    outcomes.update(json.loads(Path(f"{report_file}.check").read_text()))
+    return output, outcomes
+
+
+def host_output(output: str, host: str) -> str:
+    """The lines of ansible-playbook's output that belong to one host's results."""
+    lines, keep = [], False
+    for line in output.splitlines():
+        if line.startswith(("ok: [", "changed: [", "fatal: [", "skipping: [", "failed: [")):
+            keep = f"[{host}]" in line
+        elif line.startswith(("TASK [", "PLAY [", "PLAY RECAP")):
+            keep = False
+        if keep:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("case", "method", "branch", "packages"),
+    [
+        (
+            "ubuntu24_default",
+            "ubuntu",
+            "580",
+            [
+                "linux-headers-6.8.0-31-generic",
+                "nvidia-headless-580-server-open",
+                "nvidia-utils-580-server",
+            ],
+        ),
+        (
+            "ubuntu22_proprietary_550",
+            "ubuntu",
+            "550",
+            [
+                "linux-headers-6.8.0-31-generic",
+                "nvidia-headless-550-server",
+                "nvidia-utils-550-server",
+            ],
+        ),
+        (
+            "debian12_default",
+            "debian",
+            "535",
+            [
+                "linux-headers-6.8.0-31-generic",
+                "linux-headers-amd64",
+                "nvidia-kernel-dkms",
+                "nvidia-smi",
+                "libcuda1",
+                "firmware-nvidia-gsp",
+            ],
+        ),
+        (
+            "debian13_cuda_repo",
+            "cuda_repo",
+            "580",
+            [
+                "linux-headers-6.8.0-31-generic",
+                "linux-headers-amd64",
+                "nvidia-driver-pinning-580",
+                "nvidia-open",
+            ],
+        ),
+        (
+            "debian13_cuda_repo_proprietary",
+            "cuda_repo",
+            "580",
+            [
+                "linux-headers-6.8.0-31-generic",
+                "linux-headers-amd64",
+                "nvidia-driver-pinning-580",
+                "cuda-drivers",
+            ],
+        ),
+    ],
+)
+def test_install_plan_per_os_and_method(run, case, method, branch, packages):
+    output, outcomes = run
+    assert case in outcomes, host_output(output, case)
+    got = outcomes[case]
+    assert (got["action"], got["status"]) == ("install", "installing")
+    assert (got["method"], got["branch"]) == (method, branch)
+    assert got["packages"] == packages
+    assert ", ".join(packages) in got["message"]
+
+
+def test_no_gpu_installs_nothing_and_says_so(run):
+    _, outcomes = run
+    got = outcomes["no_gpu"]
+    assert (got["action"], got["status"]) == ("skip", "skipped-no-gpu")
+    assert "No NVIDIA GPU on this host" in got["message"]
+    assert "nvidia_driver_force" in got["message"]
+
+
+def test_forced_mode_installs_without_gpu(run):
+    _, outcomes = run
+    assert outcomes["no_gpu_forced"]["action"] == "install"
+
+
+def test_working_driver_is_kept_not_downgraded_or_replaced(run):
+    _, outcomes = run
+    got = outcomes["working_driver_older_branch"]
+    assert (got["action"], got["status"], got["version"]) == ("present", "present", "550.163.01")
+    assert "keeping it" in got["message"]
+    assert "pinned branch is 580" in got["message"]
+
+
+def test_secure_boot_without_enrolled_key_stops_and_explains(run):
+    _, outcomes = run
+    got = outcomes["secure_boot_no_key"]
+    assert (got["action"], got["status"]) == ("blocked", "blocked-secure-boot")
+    assert "mokutil --import /var/lib/shim-signed/mok/MOK.der" in got["message"]
+    assert "Nothing was installed" in got["message"]
+
+
+@pytest.mark.parametrize("case", ["secure_boot_key_enrolled", "secure_boot_check_off"])
+def test_secure_boot_with_key_or_check_off_installs(run, case):
+    _, outcomes = run
+    assert outcomes[case]["action"] == "install"
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [
+        ("debian_with_foreign_branch", "nvidia_driver_branch=580 cannot come from Debian"),
+        ("debian_method_on_ubuntu", "nvidia_driver_method=debian is not available on Ubuntu-22"),
+    ],
+)
+def test_impossible_combinations_fail_naming_the_variable(run, case, needle):
+    output, outcomes = run
+    assert case not in outcomes
+    assert needle in host_output(output, case)
+
+
+@pytest.mark.parametrize(
+    ("case", "variable"),
+    [
+        ("bad_method", "nvidia_driver_method"),
+        ("bad_reboot_ok", "nvidia_driver_reboot_ok"),
+        ("bad_timeout", "nvidia_driver_reboot_timeout"),
+        ("bad_default_runtime", "nvidia_container_toolkit_default_runtime"),
+        ("bad_verify_mode", "nvidia_container_toolkit_verify_mode"),
+    ],
+)
+def test_argument_specs_reject_bad_values(run, case, variable):
+    output, outcomes = run
+    assert case not in outcomes
+    text = host_output(output, case)
+    assert "argument" in text.lower()
+    assert variable in text
+
+
+def test_argument_specs_accept_good_values(run):
+    _, outcomes = run
+    assert outcomes.get("good_values") == {"passed_validation": True}
+
+
+def test_never_reboots_over_a_local_connection(run):
+    output, outcomes = run
+    # Had the guard let the reboot task run, ansible.builtin.reboot would have failed this host
+    # ("would reboot the control node") and no outcome would exist.
+    got = outcomes["reboot_local_allowed"]
+    assert got == {"status": "reboot-required", "required": True, "blocker": "local-connection"}
+    text = host_output(output, "reboot_local_allowed")
+    assert "REBOOT REQUIRED" in text
+    assert "never reboots the machine it runs on" in text
+
+
+def test_reboot_not_allowed_is_reported(run):
+    output, outcomes = run
+    got = outcomes["reboot_not_allowed"]
+    assert got == {"status": "reboot-required", "required": True, "blocker": "not-allowed"}
+    assert "nvidia_driver_reboot_ok is false" in host_output(output, "reboot_not_allowed")
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "install"),
+    [
+        ("tk_driver_present", "installing", True),
+        ("tk_driver_installed", "installing", True),
+        ("tk_reboot_pending", "skipped-driver-not-ready", False),
+        ("tk_secure_boot", "skipped-driver-not-ready", False),
+        ("tk_no_gpu", "skipped-no-gpu", False),
+        ("tk_no_gpu_forced", "installing", True),
+        ("tk_no_driver_role_gpu", "installing", True),
+    ],
+)
+def test_toolkit_follows_the_driver(run, case, status, install):
+    _, outcomes = run
+    assert (outcomes[case]["status"], outcomes[case]["install"]) == (status, install)
+
+
+def test_toolkit_explains_a_pending_reboot(run):
+    _, outcomes = run
+    assert "nvidia_driver_status=reboot-required" in outcomes["tk_reboot_pending"]["message"]
+
+
+def test_whole_no_gpu_path_on_this_machine(run):
+    output, outcomes = run
+    got = outcomes.get("nogpu_here")
+    assert got == {
+        "driver": "skipped-no-gpu",
+        "toolkit": "skipped-no-gpu",
+        "runtimes": {},
+        "default_runtime": "",
+    }, host_output(output, "nogpu_here")
+    text = host_output(output, "nogpu_here")
+    assert "the NVIDIA driver is not installed" in text
+    assert "Docker gets no nvidia runtime" in text
+    assert "GPU access from containers not checked" in text
+    assert "changed: [nogpu_here]" not in text
+
+
+# --- documentation: README table, defaults/main.yml and argument_specs say the same ----------
+
+ROW = re.compile(r"^\|\s*`([a-z][a-z0-9_]*)`\s*\|\s*`([^`]*)`\s*\|")
+
+
+@pytest.mark.parametrize("role", ["nvidia_driver", "nvidia_container_toolkit"])
+def test_readme_defaults_and_specs_agree(role):
+    root = REPO / "roles" / role
+    specs = yaml.safe_load((root / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    options: dict[str, dict] = {}
+    for entry in specs.values():
+        options.update(entry["options"])
+    defaults = yaml.safe_load((root / "defaults" / "main.yml").read_text())
+    readme = (root / "README.md").read_text()
+    table = readme.split("<!-- variables:begin -->")[1].split("<!-- variables:end -->")[0]
+    rows = {m.group(1): m.group(2) for line in table.splitlines() if (m := ROW.match(line))}
+    assert set(rows) == set(options) == set(defaults)
+    for name, spec in options.items():
+        assert spec["default"] == defaults[name], name
+        expected = spec["default"]
+        expected = str(expected).lower() if isinstance(expected, bool) else str(expected)
+        assert rows[name].strip('"') == expected, name
+
+
+UNTOUCHED = [
+    "/etc/apt/sources.list.d/glassbox-debian-non-free.sources",
+    "/etc/apt/sources.list.d/nvidia-container-toolkit.sources",
+    "/etc/apt/keyrings/nvidia-container-toolkit.asc",
+]
+
+
+def test_forced_check_mode_shows_the_install_without_doing_it(run):
+    output, outcomes = run
+    got = outcomes.get("forced_check")
+    assert got is not None, host_output(output, "forced_check")
+    assert got["driver"] == "would-install"
+    assert got["toolkit"] == "would-install"
+    assert {"nvidia-kernel-dkms", "nvidia-smi", "libcuda1"} <= set(got["packages"])
+    # The runtime goes to docker_engine's daemon.json through its entry point, as default.
+    assert got["runtimes"] == {"nvidia": {"path": "nvidia-container-runtime"}}
+    assert got["default_runtime"] == "nvidia"
+    text = host_output(output, "forced_check")
+    assert "Would install: linux-headers-" in text
+    assert "nvidia-kernel-dkms" in text
+
+
+@pytest.mark.parametrize("path", UNTOUCHED)
+def test_forced_check_mode_left_this_machine_alone(run, path):
+    assert not Path(path).exists(), f"check mode created {path}"
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [("tkc_gpu_driver_would_install", "installing"), ("tkc_no_gpu", "skipped-no-gpu")],
+)
+def test_toolkit_in_check_mode_follows_a_driver_that_would_be_installed(run, case, status):
+    _, outcomes = run
+    assert outcomes[case]["status"] == status
