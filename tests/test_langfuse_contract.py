@@ -139,6 +139,19 @@ def rendered(tmp_path_factory) -> dict[str, Rendered]:
                 "name": "Render",
                 "ansible.builtin.include_role": {"name": "langfuse", "tasks_from": "render"},
             },
+            {
+                "name": "Publish langfuse_connection",
+                "ansible.builtin.include_role": {"name": "langfuse", "tasks_from": "connection"},
+            },
+            {
+                "name": "Keep the published fact for the test",
+                "ansible.builtin.copy": {
+                    "content": "{{ langfuse_connection | to_json }}",
+                    "dest": "{{ langfuse_project_dir }}/../connection.json",
+                    "mode": "0600",
+                },
+                "no_log": True,
+            },
         ],
     )
     assert rc == 0, f"ansible-playbook failed: {report.get('stats')}"
@@ -345,3 +358,15 @@ def test_secrets_are_private_distinct_and_absent_from_compose(rendered, scenario
     compose_text = r.compose_path.read_text()
     for value in secrets.values():
         assert value not in compose_text, "a secret value sits in compose.yaml"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_connection_fact_carries_public_url_and_keys(rendered, scenario):
+    r = rendered[scenario]
+    connection = yaml.safe_load((r.root / "connection.json").read_text())
+    web = r.env("langfuse-web")
+    assert connection == {
+        "base_url": web["NEXTAUTH_URL"],
+        "public_key": web["LANGFUSE_INIT_PROJECT_PUBLIC_KEY"],
+        "secret_key": web["LANGFUSE_INIT_PROJECT_SECRET_KEY"],
+    }
