@@ -69,6 +69,7 @@ def run_playbook(
         "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORKS": "10",
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / ".ansible-tmp"),
     }
     proc = subprocess.run(
         [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(playbook)],

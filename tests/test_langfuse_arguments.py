@@ -7,7 +7,8 @@ in every state), so a check that wrongly lets a value through cannot reach Docke
 from __future__ import annotations
 
 import pytest
-from langfuse_harness import host_failures, run_playbook
+
+from tests.langfuse_harness import host_failures, run_playbook
 
 # host -> (inventory values, the variable the message must name)
 CASES: dict[str, tuple[dict, str]] = {

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from langfuse_harness import parse_env_file, run_playbook
+
+from tests.langfuse_harness import parse_env_file, run_playbook
 
 GIVEN_ENCRYPTION_KEY = "ab" * 32
 GIVEN_PUBLIC_KEY = "pk-lf-given-public-0001"
