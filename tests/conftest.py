@@ -6,9 +6,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from standin.harness import LLM_API_KEY, SERVED_MODEL, AppEnv
-from standin.langfuse_double import DoubleConfig, LangfuseDouble
-from standin.llm_server import LLMServerProcess
+
+from tests.standin.harness import LLM_API_KEY, SERVED_MODEL, AppEnv
+from tests.standin.langfuse_double import DoubleConfig, LangfuseDouble
+from tests.standin.llm_server import LLMServerProcess
 
 
 @pytest.fixture(scope="session")

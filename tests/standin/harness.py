@@ -62,21 +62,26 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def run_smoke(
-    *args: str,
+    *node_ids: str,
+    options: tuple[str, ...] = (),
     env_file: Path | None,
     deadline_s: float | None = None,
     timeout: float = 240,
     smoke_dir: Path | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m pytest smoke [args]` in a child process, as a user would from the repo."""
+    """Run `python -m pytest <args or the smoke dir>` in a child process, as a user would.
+
+    Without node ids the whole suite runs; `options` go to pytest as they are.
+    """
     extra = dict(extra_env or {})
     if env_file is not None:
         extra["GLASSBOX_ENV_FILE"] = str(env_file)
     if deadline_s is not None:
         extra["GLASSBOX_SMOKE_DEADLINE"] = str(deadline_s)
     target = smoke_dir or REPO_ROOT / "smoke"
-    argv = [sys.executable, "-m", "pytest", str(target), "-p", "no:cacheprovider", "-q", *args]
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *options]
+    argv += list(node_ids) or [str(target)]
     return subprocess.run(
         argv,
         cwd=target.parent,

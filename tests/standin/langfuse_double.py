@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from standin import otel_mapping
+from tests.standin import otel_mapping
 
 INVALID_CREDENTIALS = "Invalid credentials. Confirm that you've configured the correct host."
 V2_FIELD_GROUPS = {

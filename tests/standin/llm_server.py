@@ -9,7 +9,7 @@ smoke suite, so a thin *model gate* sits in front of it, in the same child proce
 - nothing else: auth (the API key), /health, /v1/models and completions are llama.cpp's own.
 
 Run as a child process (``LLMServerProcess``) so tests can stop it (to simulate "vLLM down") and so
-its threads never share the test process. ``python -m standin.llm_server --help`` for the CLI.
+its threads never share the test process. ``python -m tests.standin.llm_server --help`` for the CLI.
 """
 
 from __future__ import annotations
@@ -160,7 +160,12 @@ def serve(args: argparse.Namespace) -> None:
     else:
         sys.exit("llama.cpp server did not become healthy within 60 s")
     print(f"READY gate={gate.server_address[1]} upstream={upstream_port}", flush=True)
-    sys.stdin.read()  # serve until the parent closes our stdin (or kills us)
+    # Serve until the parent closes our stdin, or dies without doing so.
+    parent = os.getppid()
+    stdin_closed = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stdin_closed.set()), daemon=True).start()
+    while not stdin_closed.wait(1.0) and os.getppid() == parent:
+        pass
     gate.shutdown()
     del server
     os._exit(0)  # llama.cpp's native threads need no orderly join
@@ -198,8 +203,8 @@ class LLMServerProcess:
     def start(self, timeout: float = 90) -> LLMServerProcess:
         port = self.port or free_port()
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1])])
-        argv = [sys.executable, "-m", "standin.llm_server", "--port", str(port)]
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+        argv = [sys.executable, "-m", "tests.standin.llm_server", "--port", str(port)]
         argv += ["--alias", self.alias, "--threads", str(self.threads)]
         argv += ["--parallel", str(self.parallel)]
         env["STANDIN_LLM_API_KEY"] = self.api_key  # not on the command line
