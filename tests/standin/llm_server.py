@@ -52,6 +52,8 @@ def free_port() -> int:
 
 
 def _start_llama(port: int, api_key: str, alias: str, threads: int, parallel: int) -> Any:
+    """One thread by default: llama.cpp's spinning thread barriers collapse (about 8x slower
+    here) when its threads compete with other work for 2 shared cores."""
     import xllamacpp  # noqa: PLC0415 - heavy native import, only in the child process
 
     params = xllamacpp.CommonParams()
@@ -181,7 +183,7 @@ class LLMServerProcess:
         alias: str,
         log_path: Path,
         port: int = 0,
-        threads: int = 2,
+        threads: int = 1,
         parallel: int = 2,
     ) -> None:
         self.api_key, self.alias, self.log_path = api_key, alias, log_path
@@ -258,7 +260,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--alias", default="smollm2")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--parallel", type=int, default=2)
     args = parser.parse_args()
     args.api_key = os.environ.get("STANDIN_LLM_API_KEY", "")
