@@ -94,15 +94,18 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 class Worker:
-    def __init__(self, mode: str, env: dict[str, str]) -> None:
+    def __init__(self, mode: str, env: dict[str, str], log_path: Path) -> None:
         self.mode = mode
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--worker", mode],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            text=True,
-        )
+        self.log_path = log_path
+        with log_path.open("wb") as log:  # the SDK's export warnings, kept out of the table
+            self.proc = subprocess.Popen(
+                [sys.executable, __file__, "--worker", mode],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=env,
+                text=True,
+            )
         self.samples: list[float] = []
         self.errors: list[str] = []
         self.shutdown_s = 0.0
@@ -156,7 +159,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "traced, Langfuse up": double.base_url,
                 "traced, Langfuse down": f"http://127.0.0.1:{free_port()}",
             }
-            workers = {m: Worker(m, {**base_env, "LANGFUSE_BASE_URL": bases[m]}) for m in MODES}
+            workers = {
+                m: Worker(m, {**base_env, "LANGFUSE_BASE_URL": bases[m]}, Path(tmp) / f"{i}.log")
+                for i, m in enumerate(MODES)
+            }
             for _ in range(args.warmup):
                 for w in workers.values():
                     w.request(record=False)
@@ -169,6 +175,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for w in workers.values():
                 w.finish()
             generations = [o for o in double.observations() if o["type"] == "GENERATION"]
+            log_lines = {
+                m: len(w.log_path.read_text(errors="replace").splitlines())
+                for m, w in workers.items()
+            }
         finally:
             llm.stop()
     base_p50 = percentile(workers["untraced"].samples, 50)
@@ -179,13 +189,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "generations_landed_with_langfuse_up": len(generations),
         "modes": {},
     }
+    baseline = workers["untraced"].samples
     for mode, w in workers.items():
         p50 = percentile(w.samples, 50)
+        # Same round, same load: the per-round difference cancels most of the machine's noise.
+        paired = [t - u for t, u in zip(w.samples, baseline, strict=True)]
         results["modes"][mode] = {
             "p50_ms": p50,
             "p95_ms": percentile(w.samples, 95),
             "mean_ms": statistics.fmean(w.samples),
             "p50_ratio": p50 / base_p50,
+            "paired_median_delta_ms": statistics.median(paired),
+            "sdk_log_lines": log_lines[mode],
             "failed": len(w.errors),
             "first_error": w.errors[0] if w.errors else None,
             "shutdown_s": w.shutdown_s,
@@ -202,7 +217,7 @@ def print_table(results: dict[str, Any]) -> None:
     )
     header = (
         f"{'mode':<24}{'p50 ms':>9}{'p95 ms':>9}{'mean ms':>9}{'p50 ratio':>11}"
-        f"{'failed':>8}{'target':>8}{'met':>6}{'flush s':>9}"
+        f"{'paired d ms':>13}{'failed':>8}{'target':>8}{'met':>6}{'flush s':>9}"
     )
     print(header)
     print("-" * len(header))
@@ -211,14 +226,21 @@ def print_table(results: dict[str, Any]) -> None:
         met = {True: "yes", False: "NO", None: "-"}[row["target_met"]]
         print(
             f"{mode:<24}{row['p50_ms']:>9.1f}{row['p95_ms']:>9.1f}{row['mean_ms']:>9.1f}"
-            f"{row['p50_ratio']:>11.3f}{row['failed']:>8}{target:>8}{met:>6}"
+            f"{row['p50_ratio']:>11.3f}{row['paired_median_delta_ms']:>13.1f}"
+            f"{row['failed']:>8}{target:>8}{met:>6}"
             f"{row['shutdown_s']:>9.2f}"
         )
     print(
         f"generations that reached the Langfuse double (mode 'up'): "
         f"{results['generations_landed_with_langfuse_up']} (warm-up included)"
     )
+    print(
+        "paired d ms: median over rounds of (this mode - untraced) in the same round; "
+        "flush s: Langfuse shutdown() at exit"
+    )
     for mode, row in results["modes"].items():
+        if row["sdk_log_lines"]:
+            print(f"{mode}: the SDK logged {row['sdk_log_lines']} warning/error lines")
         if row["first_error"]:
             print(f"first error in {mode}: {row['first_error']}")
 
