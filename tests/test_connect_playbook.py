@@ -1,8 +1,9 @@
-"""playbooks/connect.yml for real: ansible-playbook against a throwaway inventory in tmp_path.
+"""connect.yml and smoke.yml for real: ansible-playbook against a throwaway inventory in tmp_path.
 
 The inventory sets the facts the roles publish (`langfuse_connection`, `vllm_connection`) as
-host vars; the play must write the app env file beside that inventory, 0600 in a 0700
-directory, print its path, and never print a secret.
+host vars; connect.yml must write the app env file beside that inventory, 0600 in a 0700
+directory, print its path, and never print a secret. smoke.yml must run `pytest smoke` against
+that file, and only with `--tags smoke`.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ import stat
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.standin.harness import REPO_ROOT
+from tests.standin.harness import REPO_ROOT, clean_env
+from tests.standin.langfuse_double import LangfuseDouble
+from tests.standin.llm_server import LLMServerProcess
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -107,3 +111,40 @@ def test_connect_fails_clearly_without_the_facts(tmp_path: Path) -> None:
     assert "vllm_connection on gpu-host lacks base_url, api_key, models" in output
     assert not (inventory_dir / "credentials" / "app.env").exists()
     assert secrets["public_key"] not in output
+
+
+def _smoke_playbook(inventory_dir: Path, *tags: str) -> subprocess.CompletedProcess[str]:
+    env = clean_env(ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    argv = [str(ANSIBLE_PLAYBOOK), "-i", str(inventory_dir / "hosts.yml"), "playbooks/smoke.yml"]
+    return subprocess.run(
+        [*argv, *tags],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=170,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_smoke_playbook_runs_the_suite_only_when_asked(
+    tmp_path: Path,
+    standin_llm: LLMServerProcess,
+    langfuse_double: Callable[..., LangfuseDouble],
+    app_env_for: Callable[..., Path],
+) -> None:
+    inventory_dir = _inventory(tmp_path, {}, {})
+    (inventory_dir / "credentials").mkdir(mode=0o700)
+    double = langfuse_double()
+    app_env_for(standin_llm, double).rename(inventory_dir / "credentials" / "app.env")
+
+    untagged = _smoke_playbook(inventory_dir)
+    assert untagged.returncode == 0, untagged.stdout
+    assert "Run pytest smoke" not in untagged.stdout, "smoke.yml must run only with --tags smoke"
+
+    tagged = _smoke_playbook(inventory_dir, "--tags", "smoke")
+    assert tagged.returncode == 0, tagged.stdout[-4000:]
+    assert "9 passed" in tagged.stdout
+    assert double.scores(), "the suite ran against another stack than the inventory's"
+    assert double.config.secret_key not in tagged.stdout
