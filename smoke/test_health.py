@@ -1,0 +1,84 @@
+"""Component health, one test each: vLLM is up and serves the model; Langfuse is 4.x; keys work.
+
+Each failure names the component and where to look, so a red run reads as a to-do list.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import glassbox_smoke as gs
+import httpx
+import pytest
+
+
+def test_vllm_health(settings: gs.Settings) -> None:
+    """vLLM's /health answers 200 (base URL = OPENAI_BASE_URL without /v1)."""
+    try:
+        response = httpx.get(f"{settings.vllm_root}/health", timeout=10.0)
+    except httpx.TransportError as exc:
+        pytest.fail(gs.vllm_unreachable(settings, exc), pytrace=False)
+    assert response.status_code == 200, (
+        f"vLLM UNHEALTHY: GET {settings.vllm_root}/health answered {response.status_code}. "
+        "The engine is not ready (model still loading, or crashed): check the vllm container logs."
+    )
+
+
+def test_vllm_lists_served_model(settings: gs.Settings) -> None:
+    """/v1/models, called with the API key, lists GLASSBOX_MODEL."""
+    try:
+        response = httpx.get(
+            f"{settings.openai_base_url}/models",
+            headers={"Authorization": f"Bearer {settings.openai_api_key}"},
+            timeout=10.0,
+        )
+    except httpx.TransportError as exc:
+        pytest.fail(gs.vllm_unreachable(settings, exc), pytrace=False)
+    if response.status_code in {401, 403}:
+        pytest.fail(gs.vllm_bad_key(settings, response.status_code), pytrace=False)
+    assert response.status_code == 200, (
+        f"vLLM ERROR: GET /v1/models answered {response.status_code}: {response.text[:200]}"
+    )
+    served = [model["id"] for model in response.json().get("data", [])]
+    assert settings.model in served, (
+        f"vLLM MODEL: GLASSBOX_MODEL={settings.model!r} is not served; vLLM lists {served}. "
+        "Check --served-model-name in the vllm role and GLASSBOX_MODEL in the app env file."
+    )
+
+
+def test_langfuse_health_is_v4_with_database(settings: gs.Settings) -> None:
+    """Langfuse web health reports status OK, version 4.x, with its database reachable."""
+    url = f"{settings.langfuse_base_url}/api/public/health"
+    try:
+        response = httpx.get(url, params={"failIfDatabaseUnavailable": "true"}, timeout=10.0)
+    except httpx.TransportError as exc:
+        pytest.fail(gs.langfuse_unreachable(settings, exc), pytrace=False)
+    assert response.status_code == 200, (
+        f"Langfuse UNHEALTHY: GET {url}?failIfDatabaseUnavailable=true answered "
+        f"{response.status_code} ({response.text[:200]}): web cannot reach PostgreSQL. "
+        "Check the postgres container and DATABASE_URL of langfuse-web."
+    )
+    body = response.json()
+    assert body.get("status") == "OK", f"Langfuse UNHEALTHY: health says {body}"
+    version = str(body.get("version", ""))
+    assert version.startswith("4."), (
+        f"Langfuse VERSION: the server reports {version!r}, this stack needs Langfuse 4.x "
+        "(the suite reads traces through the v4 API). Check the langfuse image tag."
+    )
+
+
+def test_langfuse_keys_authenticate(settings: gs.Settings, langfuse: Any) -> None:
+    """The project's public/secret keys authenticate (`auth_check`, GET /api/public/projects)."""
+    try:
+        authenticated = langfuse.auth_check()
+    except httpx.TransportError as exc:
+        pytest.fail(gs.langfuse_unreachable(settings, exc), pytrace=False)
+    except Exception as exc:
+        status = getattr(exc, "status_code", None)
+        if status in {401, 403}:
+            pytest.fail(gs.langfuse_bad_keys(settings, status, str(exc)), pytrace=False)
+        pytest.fail(
+            f"Langfuse AUTH: auth_check() failed with {type(exc).__name__}: {exc}",
+            pytrace=False,
+        )
+    assert authenticated, "Langfuse AUTH: auth_check() returned False"

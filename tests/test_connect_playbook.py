@@ -1,0 +1,150 @@
+"""connect.yml and smoke.yml for real: ansible-playbook against a throwaway inventory in tmp_path.
+
+The inventory sets the facts the roles publish (`langfuse_connection`, `vllm_connection`) as
+host vars; connect.yml must write the app env file beside that inventory, 0600 in a 0700
+directory, print its path, and never print a secret. smoke.yml must run `pytest smoke` against
+that file, and only with `--tags smoke`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.standin.harness import REPO_ROOT, clean_env
+from tests.standin.langfuse_double import LangfuseDouble
+from tests.standin.llm_server import LLMServerProcess
+
+pytestmark = pytest.mark.timeout(180)
+
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+
+
+def _inventory(tmp_path: Path, lf_vars: dict[str, Any], vllm_vars: dict[str, Any]) -> Path:
+    inventory_dir = tmp_path / "inventory"
+    inventory_dir.mkdir()
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    hosts = {
+        "all": {
+            "children": {
+                "observability": {"hosts": {"lf-host": {**local, **lf_vars}}},
+                "inference": {"hosts": {"gpu-host": {**local, **vllm_vars}}},
+            }
+        }
+    }
+    (inventory_dir / "hosts.yml").write_text(yaml.safe_dump(hosts), encoding="utf-8")
+    return inventory_dir
+
+
+def _connect(inventory_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", str(inventory_dir / "hosts.yml"), "playbooks/connect.yml"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+
+
+def _secrets() -> dict[str, str]:
+    return {
+        "public_key": f"pk-lf-{uuid.uuid4().hex}",
+        "secret_key": f"sk-lf-{uuid.uuid4().hex}",
+        "api_key": f"vllm-{uuid.uuid4().hex}",
+    }
+
+
+def test_connect_writes_the_app_env_file(tmp_path: Path) -> None:
+    secrets = _secrets()
+    lf = {
+        "base_url": "http://lf.example.test:3000",
+        "public_key": secrets["public_key"],
+        "secret_key": secrets["secret_key"],
+    }
+    vllm = {
+        "base_url": "http://gpu.example.test:8000/v1",
+        "api_key": secrets["api_key"],
+        "models": ["qwen-small", "other"],
+    }
+    inventory_dir = _inventory(tmp_path, {"langfuse_connection": lf}, {"vllm_connection": vllm})
+    result = _connect(inventory_dir)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+
+    env_file = inventory_dir / "credentials" / "app.env"
+    assert env_file.read_text(encoding="utf-8").splitlines() == [
+        f"LANGFUSE_PUBLIC_KEY={secrets['public_key']}",
+        f"LANGFUSE_SECRET_KEY={secrets['secret_key']}",
+        "LANGFUSE_BASE_URL=http://lf.example.test:3000",
+        "LANGFUSE_HOST=http://lf.example.test:3000",
+        "OPENAI_BASE_URL=http://gpu.example.test:8000/v1",
+        f"OPENAI_API_KEY={secrets['api_key']}",
+        "GLASSBOX_MODEL=qwen-small",
+    ]
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(env_file.parent.stat().st_mode) == 0o700
+    assert str(env_file) in result.stdout, "the play should print where the file is"
+    for value in secrets.values():
+        assert value not in output, "a secret reached the playbook output"
+
+
+def test_connect_fails_clearly_without_the_facts(tmp_path: Path) -> None:
+    secrets = _secrets()
+    lf = {"base_url": "http://lf:3000", "public_key": secrets["public_key"], "secret_key": ""}
+    inventory_dir = _inventory(tmp_path, {"langfuse_connection": lf}, {})
+    result = _connect(inventory_dir)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "langfuse_connection on lf-host lacks secret_key" in output
+    assert "vllm_connection on gpu-host lacks base_url, api_key, models" in output
+    assert not (inventory_dir / "credentials" / "app.env").exists()
+    assert secrets["public_key"] not in output
+
+
+def _smoke_playbook(inventory_dir: Path, *tags: str) -> subprocess.CompletedProcess[str]:
+    env = clean_env(ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    argv = [str(ANSIBLE_PLAYBOOK), "-i", str(inventory_dir / "hosts.yml"), "playbooks/smoke.yml"]
+    return subprocess.run(
+        [*argv, *tags],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=170,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_smoke_playbook_runs_the_suite_only_when_asked(
+    tmp_path: Path,
+    standin_llm: LLMServerProcess,
+    langfuse_double: Callable[..., LangfuseDouble],
+    app_env_for: Callable[..., Path],
+) -> None:
+    inventory_dir = _inventory(tmp_path, {}, {})
+    (inventory_dir / "credentials").mkdir(mode=0o700)
+    double = langfuse_double()
+    app_env_for(standin_llm, double).rename(inventory_dir / "credentials" / "app.env")
+
+    untagged = _smoke_playbook(inventory_dir)
+    assert untagged.returncode == 0, untagged.stdout
+    assert "Run pytest smoke" not in untagged.stdout, "smoke.yml must run only with --tags smoke"
+
+    tagged = _smoke_playbook(inventory_dir, "--tags", "smoke")
+    assert tagged.returncode == 0, tagged.stdout[-4000:]
+    assert "9 passed" in tagged.stdout
+    assert double.scores(), "the suite ran against another stack than the inventory's"
+    assert double.config.secret_key not in tagged.stdout
