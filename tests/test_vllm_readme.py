@@ -1,0 +1,66 @@
+"""roles/vllm: README table, defaults/main.yml and meta/argument_specs.yml say the same thing."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROLE = Path(__file__).resolve().parents[1] / "roles" / "vllm"
+
+
+def _specs():
+    return yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+
+
+def _spec_names(options, prefix=""):
+    names = {}
+    for name, spec in options.items():
+        names[prefix + name] = spec
+        if spec.get("options"):
+            names.update(_spec_names(spec["options"], f"{prefix}{name}[]."))
+    return names
+
+
+def _readme_rows():
+    text = (ROLE / "README.md").read_text()
+    table = text.split("<!-- vars:begin -->")[1].split("<!-- vars:end -->")[0]
+    rows = {}
+    for line in table.splitlines():
+        match = re.match(r"^\| `([a-z_\[\].]+)` \| (\w+) \|", line)
+        if match:
+            rows[match.group(1)] = match.group(2)
+    return rows
+
+
+def test_every_option_is_in_the_readme_table_and_back():
+    specs = _spec_names(_specs()["main"]["options"])
+    rows = _readme_rows()
+    assert sorted(set(specs) - set(rows)) == [], "options missing from the README table"
+    assert sorted(set(rows) - set(specs)) == [], "README rows that are not options"
+
+
+@pytest.mark.parametrize("name", sorted(_spec_names(_specs()["main"]["options"])))
+def test_readme_type_matches_the_spec(name):
+    assert _readme_rows()[name] == _spec_names(_specs()["main"]["options"])[name]["type"]
+
+
+def test_render_entry_point_takes_the_same_options():
+    specs = _specs()
+    assert specs["render"]["options"] == specs["main"]["options"]
+
+
+def test_defaults_file_matches_the_spec():
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    options = _specs()["main"]["options"]
+    assert set(defaults) == set(options)
+    for name, value in defaults.items():
+        assert options[name]["default"] == value, name
+
+
+def test_per_model_defaults_match_the_spec():
+    internal = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())["__vllm_model_defaults"]
+    nested = _specs()["main"]["options"]["vllm_models"]["options"]
+    assert set(internal) == set(nested) - {"model"}
+    for name, value in internal.items():
+        assert nested[name]["default"] == value, name
