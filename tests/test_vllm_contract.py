@@ -281,7 +281,8 @@ def test_default_is_one_small_model_on_the_cpu_image(run):
     assert svc["environment"] == {"VLLM_CPU_KVCACHE_SPACE": "4"}
     assert svc["ports"] == ["0.0.0.0:8000:8000"]
     cmd = svc["command"]
-    assert _arg(cmd, "--model") == "Qwen/Qwen2.5-0.5B-Instruct"
+    assert cmd[0] == "Qwen/Qwen2.5-0.5B-Instruct"  # positional: the entrypoint is `vllm serve`
+    assert "--model" not in cmd
     assert _arg(cmd, "--served-model-name") == "qwen2.5-0.5b-instruct"
     assert _arg(cmd, "--max-model-len") == "4096"
     assert "--gpu-memory-utilization" not in cmd
@@ -317,6 +318,7 @@ def test_forced_gpu_with_count_and_shm_size(run):
     assert svc["shm_size"] == "16g"
     assert "ipc" not in svc
     assert _arg(svc["command"], "--tensor-parallel-size") == "2"
+    assert svc["command"][0] == "Qwen/Qwen2.5-7B-Instruct"
     assert _arg(svc["command"], "--served-model-name") == "Qwen/Qwen2.5-7B-Instruct"
     assert "--max-model-len" not in svc["command"]
     assert svc["ports"] == ["0.0.0.0:9000:8000"]

@@ -63,6 +63,7 @@ def test_gpu_service_requests_its_gpu(compose):
     assert svc["ipc"] == "host"
     assert svc["ports"] == ["0.0.0.0:8000:8000"]
     cmd = svc["command"]
+    assert cmd[0] == "Qwen/Qwen2.5-1.5B-Instruct"
     assert cmd[cmd.index("--gpu-memory-utilization") + 1] == "0.85"
     assert cmd[cmd.index("--tensor-parallel-size") + 1] == "1"
     assert cmd[cmd.index("--served-model-name") + 1] == "qwen2.5-1.5b-instruct"
