@@ -34,6 +34,12 @@ PLAN_CASES = {
         "vars": {"nvidia_driver_branch": "550", "nvidia_driver_open_kernel_modules": False},
     },
     "debian12_default": {"os": "Debian-12", "gpu": True, "smi": NO_SMI},
+    "debian12_debian_packages": {
+        "os": "Debian-12",
+        "gpu": True,
+        "smi": NO_SMI,
+        "vars": {"nvidia_driver_method": "debian"},
+    },
     "debian13_cuda_repo": {
         "os": "Debian-13",
         "gpu": True,
@@ -82,7 +88,7 @@ PLAN_CASES = {
         "os": "Debian-13",
         "gpu": True,
         "smi": NO_SMI,
-        "vars": {"nvidia_driver_branch": "580"},
+        "vars": {"nvidia_driver_method": "debian", "nvidia_driver_branch": "580"},
     },
     "debian_method_on_ubuntu": {
         "os": "Ubuntu-22",
@@ -409,6 +415,17 @@ def host_output(output: str, host: str) -> str:
         ),
         (
             "debian12_default",
+            "cuda_repo",
+            "580",
+            [
+                "linux-headers-6.8.0-31-generic",
+                "linux-headers-amd64",
+                "nvidia-driver-pinning-580",
+                "nvidia-open",
+            ],
+        ),
+        (
+            "debian12_debian_packages",
             "debian",
             "535",
             [
