@@ -13,6 +13,25 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+ANSIBLE_PLAYBOOK = str(BIN / "ansible-playbook")
+
+
+def ansible_env(tmp_path: Path | None = None, **overrides: str) -> dict[str, str]:
+    """Environment for an ansible-playbook run from a test: this repo's config and roles, the
+    venv's tools first on PATH, no colour, JSON-formatted results, a private temp directory."""
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    if tmp_path is not None:
+        env["ANSIBLE_LOCAL_TEMP"] = str(tmp_path / ".ansible-tmp")
+    env.update(overrides)
+    return env
 
 
 @dataclass
@@ -49,24 +68,20 @@ def run_playbook(
     }
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
     (tmp_path / "play.yml").write_text(yaml.safe_dump(plays, sort_keys=False))
-    argv = [str(BIN / "ansible-playbook"), "-i", str(tmp_path / "hosts.yml"), "play.yml"]
+    argv = [ANSIBLE_PLAYBOOK, "-i", str(tmp_path / "hosts.yml"), "play.yml"]
     if extra_vars:
         (tmp_path / "extra.json").write_text(json.dumps(extra_vars))
         argv += ["-e", f"@{tmp_path / 'extra.json'}"]
     if check:
         argv.append("--check")
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / ".ansible-tmp"),
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
     proc = subprocess.run(
-        argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        argv,
+        cwd=tmp_path,
+        env=ansible_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     return PlaybookRun(proc.returncode, proc.stdout, proc.stderr)
 

@@ -7,16 +7,16 @@ tmp_path, so one ansible-playbook run renders them all.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
+from tests.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
+
 REPO = Path(__file__).resolve().parent.parent
 ROLE = REPO / "roles" / "langfuse"
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 
 
 def write_inventory(tmp_path: Path, hosts: dict[str, dict]) -> Path:
@@ -62,17 +62,9 @@ def run_playbook(
             ]
         )
     )
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORKS": "10",
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / ".ansible-tmp"),
-    }
+    env = ansible_env(tmp_path, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_FORKS="10")
     proc = subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(playbook)],
+        [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(playbook)],
         capture_output=True,
         text=True,
         env=env,

@@ -8,7 +8,6 @@ that file, and only with `--tags smoke`.
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 import sys
@@ -20,13 +19,12 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
 from tests.standin.harness import REPO_ROOT, clean_env
 from tests.standin.langfuse_double import LangfuseDouble
 from tests.standin.llm_server import LLMServerProcess
 
 pytestmark = pytest.mark.timeout(180)
-
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 
 
 def _inventory(tmp_path: Path, lf_vars: dict[str, Any], vllm_vars: dict[str, Any]) -> Path:
@@ -46,9 +44,9 @@ def _inventory(tmp_path: Path, lf_vars: dict[str, Any], vllm_vars: dict[str, Any
 
 
 def _connect(inventory_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    env = ansible_env()
     return subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", str(inventory_dir / "hosts.yml"), "playbooks/connect.yml"],
+        [ANSIBLE_PLAYBOOK, "-i", str(inventory_dir / "hosts.yml"), "playbooks/connect.yml"],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -115,7 +113,7 @@ def test_connect_fails_clearly_without_the_facts(tmp_path: Path) -> None:
 
 def _smoke_playbook(inventory_dir: Path, *tags: str) -> subprocess.CompletedProcess[str]:
     env = clean_env(ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    argv = [str(ANSIBLE_PLAYBOOK), "-i", str(inventory_dir / "hosts.yml"), "playbooks/smoke.yml"]
+    argv = [ANSIBLE_PLAYBOOK, "-i", str(inventory_dir / "hosts.yml"), "playbooks/smoke.yml"]
     return subprocess.run(
         [*argv, *tags],
         cwd=REPO_ROOT,

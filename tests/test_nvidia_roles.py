@@ -11,7 +11,6 @@ What only a GPU host can prove is in molecule/gpu (see the roles' READMEs).
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -20,8 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
+
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 NO_SMI = {"rc": 2, "stdout": "", "stdout_lines": []}
 
 # Decision cases: inputs (probe results and variables), run through nvidia_driver's plan.yml.
@@ -339,18 +339,8 @@ def run(tmp_path_factory):
     (tmp / "fake.key").write_text("not a real key: check mode never installs it\n")
     (tmp / "hosts.yml").write_text(yaml.safe_dump(inventory(report_file)))
     (tmp / "play.yml").write_text(yaml.safe_dump(plays(), sort_keys=False))
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORKS": "20",
-        "ANSIBLE_LOCAL_TEMP": str(tmp / ".ansible-tmp"),
-        "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-        "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "false",
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    base = [str(BIN / "ansible-playbook"), "-i", str(tmp / "hosts.yml"), str(tmp / "play.yml")]
+    env = ansible_env(tmp, ANSIBLE_FORKS="20", ANSIBLE_DISPLAY_SKIPPED_HOSTS="false")
+    base = [ANSIBLE_PLAYBOOK, "-i", str(tmp / "hosts.yml"), str(tmp / "play.yml")]
     # The forced hosts would really install: they run only in the second run, with --check.
     runs = [
         [*base, "--limit", "all:!forced:!toolkit_check"],

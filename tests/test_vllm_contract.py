@@ -7,14 +7,14 @@ runs the real `docker compose config`).
 """
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU_IMAGE = "vllm/vllm-openai:v0.31.0"
@@ -170,11 +170,6 @@ PLAYBOOK = """
 """
 
 
-def _ansible_playbook():
-    found = shutil.which("ansible-playbook")
-    return found or str(Path(sys.executable).parent / "ansible-playbook")
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("vllm")
@@ -195,15 +190,9 @@ def run(tmp_path_factory):
     }
     (tmp / "inventory.yml").write_text(yaml.safe_dump(inventory))
     (tmp / "play.yml").write_text(PLAYBOOK)
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-        "ANSIBLE_FORKS": "8",
-    }
+    env = ansible_env(tmp, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_FORKS="8")
     proc = subprocess.run(
-        [_ansible_playbook(), "-i", str(tmp / "inventory.yml"), str(tmp / "play.yml")],
+        [ANSIBLE_PLAYBOOK, "-i", str(tmp / "inventory.yml"), str(tmp / "play.yml")],
         capture_output=True,
         text=True,
         env=env,
