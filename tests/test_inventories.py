@@ -1,0 +1,43 @@
+"""The shipped inventories parse, and generated credentials beside them are never read as hosts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from tests.ansible_run import BIN, REPO, ansible_env
+
+
+def inventory_hosts(source) -> dict:
+    proc = subprocess.run(
+        [str(BIN / "ansible-inventory"), "-i", str(source), "--list"],
+        cwd=REPO,
+        env=ansible_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("name", ["local", "example"])
+def test_inventory_has_both_groups(name):
+    listing = inventory_hosts(REPO / "inventories" / name)
+    assert listing["inference"]["hosts"], f"{name}: no inference host"
+    assert listing["observability"]["hosts"], f"{name}: no observability host"
+
+
+def test_credentials_beside_an_inventory_directory_are_not_hosts(tmp_path):
+    inventory = tmp_path / "inv"
+    shutil.copytree(REPO / "inventories" / "local", inventory)
+    credentials = inventory / "credentials"
+    (credentials / "localhost").mkdir(parents=True)
+    (credentials / "app.env").write_text("LANGFUSE_SECRET_KEY=sk-lf-0123456789abcdef\n")
+    (credentials / "localhost" / "langfuse.json").write_text('{"salt": "00ff"}\n')
+    listing = inventory_hosts(inventory)
+    assert set(listing["_meta"]["hostvars"]) == {"localhost"}
+    assert "sk-lf-0123456789abcdef" not in json.dumps(listing)
