@@ -82,16 +82,7 @@ def langfuse_ready(settings: gs.Settings, langfuse_reader: gs.LangfuseReader) ->
 @pytest.fixture(scope="session")
 def vllm_ready(settings: gs.Settings) -> None:
     """Fail fast when vLLM is down or rejects the key."""
-    try:
-        response = httpx.get(
-            f"{settings.openai_base_url}/models",
-            headers={"Authorization": f"Bearer {settings.openai_api_key}"},
-            timeout=10.0,
-        )
-    except httpx.TransportError as exc:
-        pytest.fail(gs.vllm_unreachable(settings, exc), pytrace=False)
-    if response.status_code in {401, 403}:
-        pytest.fail(gs.vllm_bad_key(settings, response.status_code), pytrace=False)
+    gs.get_vllm_models(settings)
 
 
 @pytest.fixture(scope="session")

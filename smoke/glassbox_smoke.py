@@ -154,6 +154,22 @@ def vllm_bad_key(settings: Settings, status: int) -> str:
     )
 
 
+def get_vllm_models(settings: Settings) -> httpx.Response:
+    """GET /v1/models with the API key; fails the test naming vLLM when it is unreachable or
+    rejects the key, so every caller reports those two faults the same way."""
+    try:
+        response = httpx.get(
+            f"{settings.openai_base_url}/models",
+            headers={"Authorization": f"Bearer {settings.openai_api_key}"},
+            timeout=10.0,
+        )
+    except httpx.TransportError as exc:
+        pytest.fail(vllm_unreachable(settings, exc), pytrace=False)
+    if response.status_code in {401, 403}:
+        pytest.fail(vllm_bad_key(settings, response.status_code), pytrace=False)
+    return response
+
+
 def langfuse_unreachable(settings: Settings, exc: BaseException) -> str:
     return (
         f"Langfuse DOWN: no answer from {settings.langfuse_base_url} "

@@ -26,16 +26,7 @@ def test_vllm_health(settings: gs.Settings) -> None:
 
 def test_vllm_lists_served_model(settings: gs.Settings) -> None:
     """/v1/models, called with the API key, lists GLASSBOX_MODEL."""
-    try:
-        response = httpx.get(
-            f"{settings.openai_base_url}/models",
-            headers={"Authorization": f"Bearer {settings.openai_api_key}"},
-            timeout=10.0,
-        )
-    except httpx.TransportError as exc:
-        pytest.fail(gs.vllm_unreachable(settings, exc), pytrace=False)
-    if response.status_code in {401, 403}:
-        pytest.fail(gs.vllm_bad_key(settings, response.status_code), pytrace=False)
+    response = gs.get_vllm_models(settings)
     assert response.status_code == 200, (
         f"vLLM ERROR: GET /v1/models answered {response.status_code}: {response.text[:200]}"
     )
