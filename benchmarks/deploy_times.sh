@@ -27,4 +27,8 @@ timed "converge site.yml (first run)" molecule converge -s default
 timed "converge site.yml again (no-op)" molecule converge -s default
 grep -o 'changed=[0-9]*' /tmp/glassbox-bench-converge_site.yml_again_\(no-op\).log | sort | uniq -c \
   | sed 's/^/  second run: /'
+# The per-task profile (ansible.posix.profile_tasks, switched on in molecule.yml): slowest steps.
+echo "  slowest tasks of the no-op run:"
+grep -E ' -{3,} +[0-9.]+s$' /tmp/glassbox-bench-converge_site.yml_again_\(no-op\).log | head -8 \
+  | sed 's/^/    /' || echo "    (no profile in the log: is profile_tasks enabled?)"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
