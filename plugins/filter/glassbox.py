@@ -1,0 +1,42 @@
+"""Small rules the whole project shares, as filters (ansible.cfg: filter_plugins = plugins/filter).
+
+Plain Python, unit-tested in tests/unit/test_glassbox_filters.py.
+"""
+
+from __future__ import annotations
+
+import os
+
+WILDCARD_ADDRESSES = ("0.0.0.0", "::", "")  # noqa: S104 - compared against, never bound
+
+
+def credentials_dir(inventory_dir: str | None, inventory_sources: list[str] | None) -> str:
+    """The controller directory for generated credentials: `credentials/` beside the inventory.
+
+    The host's own inventory directory when Ansible knows it (a host listed in the inventory),
+    else the first inventory source given with -i (a directory, or the directory of a file):
+    the implicit localhost of the controller plays has no inventory_dir.
+    """
+    base = inventory_dir or ""
+    if not base:
+        sources = [s for s in (inventory_sources or []) if s]
+        if not sources:
+            raise ValueError("no inventory source: run ansible-playbook with -i <inventory>")
+        first = sources[0]
+        base = first if os.path.isdir(first) else os.path.dirname(first)
+    return os.path.join(base, "credentials")
+
+
+def probe_host(bind_address: str) -> str:
+    """Where the host itself reaches a port published on bind_address."""
+    return "127.0.0.1" if bind_address in WILDCARD_ADDRESSES else bind_address
+
+
+class FilterModule:
+    """Ansible entry point."""
+
+    def filters(self):
+        return {
+            "glassbox_credentials_dir": credentials_dir,
+            "glassbox_probe_host": probe_host,
+        }
