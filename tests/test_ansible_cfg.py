@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-
-from tests.ansible_run import BIN, REPO, ansible_env
+from tests.ansible_run import ansible_tool
 
 
 def effective_config() -> str:
-    proc = subprocess.run(
-        [str(BIN / "ansible-config"), "dump", "--only-changed", "--type", "all"],
-        cwd=REPO,
-        env=ansible_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return proc.stdout
+    return ansible_tool("ansible-config", "dump", "--only-changed", "--type", "all")
 
 
 def test_pipelining_is_on_for_the_docker_and_local_connections():

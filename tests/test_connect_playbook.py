@@ -9,7 +9,6 @@ that file, and only with `--tags smoke`.
 from __future__ import annotations
 
 import stat
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable
@@ -19,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
-from tests.standin.harness import REPO_ROOT, clean_env
+from tests.ansible_run import PlaybookRun, play
+from tests.standin.harness import REPO_ROOT, SMOKE_VARIABLES
 from tests.standin.langfuse_double import LangfuseDouble
 from tests.standin.llm_server import LLMServerProcess
 
@@ -43,16 +42,13 @@ def _inventory(tmp_path: Path, lf_vars: dict[str, Any], vllm_vars: dict[str, Any
     return inventory_dir
 
 
-def _connect(inventory_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = ansible_env()
-    return subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", str(inventory_dir / "hosts.yml"), "playbooks/connect.yml"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+def _connect(inventory_dir: Path) -> PlaybookRun:
+    return play(
+        inventory_dir.parent / "run",
+        "playbooks/connect.yml",
+        inventory=inventory_dir / "hosts.yml",
+        report=False,
         timeout=150,
-        check=False,
     )
 
 
@@ -79,7 +75,7 @@ def test_connect_writes_the_app_env_file(tmp_path: Path) -> None:
     inventory_dir = _inventory(tmp_path, {"langfuse_connection": lf}, {"vllm_connection": vllm})
     result = _connect(inventory_dir)
     output = result.stdout + result.stderr
-    assert result.returncode == 0, output
+    assert result.rc == 0, output
 
     env_file = inventory_dir / "credentials" / "app.env"
     assert env_file.read_text(encoding="utf-8").splitlines() == [
@@ -104,24 +100,23 @@ def test_connect_fails_clearly_without_the_facts(tmp_path: Path) -> None:
     inventory_dir = _inventory(tmp_path, {"langfuse_connection": lf}, {})
     result = _connect(inventory_dir)
     output = result.stdout + result.stderr
-    assert result.returncode != 0, output
+    assert result.rc != 0, output
     assert "langfuse_connection on lf-host lacks secret_key" in output
     assert "vllm_connection on gpu-host lacks base_url, api_key, models" in output
     assert not (inventory_dir / "credentials" / "app.env").exists()
     assert secrets["public_key"] not in output
 
 
-def _smoke_playbook(inventory_dir: Path, *tags: str) -> subprocess.CompletedProcess[str]:
-    env = clean_env(ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    argv = [ANSIBLE_PLAYBOOK, "-i", str(inventory_dir / "hosts.yml"), "playbooks/smoke.yml"]
-    return subprocess.run(
-        [*argv, *tags],
+def _smoke_playbook(inventory_dir: Path, *tags: str) -> PlaybookRun:
+    return play(
+        inventory_dir.parent / "run",
+        "playbooks/smoke.yml",
+        inventory=inventory_dir / "hosts.yml",
+        tags=tags,
+        report=False,
         cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+        drop_env=[*SMOKE_VARIABLES, "PYTEST_ADDOPTS"],
         timeout=170,
-        check=False,
     )
 
 
@@ -138,13 +133,13 @@ def test_smoke_playbook_runs_the_suite_only_when_asked(
     app_env_for(standin_llm, double).rename(inventory_dir / "credentials" / "app.env")
 
     untagged = _smoke_playbook(inventory_dir)
-    assert untagged.returncode == 0, untagged.stdout
+    assert untagged.rc == 0, untagged.stdout
     # Only the role's argument validation (tagged always) may run without the tag.
     assert "Run pytest smoke]" not in untagged.stdout, "smoke.yml must run only with --tags smoke"
     assert not double.observations(), "the suite reached Langfuse without --tags smoke"
 
-    tagged = _smoke_playbook(inventory_dir, "--tags", "smoke")
-    assert tagged.returncode == 0, tagged.stdout[-4000:]
+    tagged = _smoke_playbook(inventory_dir, "smoke")
+    assert tagged.rc == 0, tagged.stdout[-4000:]
     assert "9 passed" in tagged.stdout
     assert double.scores(), "the suite ran against another stack than the inventory's"
     assert double.config.secret_key not in tagged.stdout

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 
 import pytest
 
-from tests.ansible_run import BIN, REPO, ansible_env
+from tests.ansible_run import REPO, ansible_tool
 
 
 def inventory_hosts(source) -> dict:
-    proc = subprocess.run(
-        [str(BIN / "ansible-inventory"), "-i", str(source), "--list"],
-        cwd=REPO,
-        env=ansible_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return json.loads(proc.stdout)
+    return json.loads(ansible_tool("ansible-inventory", "-i", str(source), "--list"))
 
 
 @pytest.mark.parametrize("name", ["local", "example"])
