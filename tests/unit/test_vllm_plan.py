@@ -26,21 +26,23 @@ HOST = {
     "cpu_kvcache_space": 4,
     "container_port": 8000,
 }
-IMAGES = {"vllm_image_gpu": HOST["image_gpu"], "vllm_image_cpu": HOST["image_cpu"]}
+ARCH = {
+    "arch": "x86_64",
+    "image_cpu_by_arch": {
+        "x86_64": HOST["image_cpu"],
+        "aarch64": "vllm/vllm-openai-cpu:v0.31.0-arm64",
+    },
+    "arch_tag_words": {"x86_64": ["x86_64", "amd64"], "aarch64": ["aarch64", "arm64"]},
+}
 
 
 def resolve(models, **host):
     return plan.resolve_models(models, DEFAULTS, {**HOST, **host})
 
 
-def problems(models, gpu_total=0, images=IMAGES, **host):
-    return plan.problems(
-        resolve(models, **host),
-        state="started",
-        images=images,
-        gpu_host=host.get("gpu_host", False),
-        gpu_total=gpu_total,
-    )
+def problems(models, gpu_total=0, arch="x86_64", **host):
+    settings = {**HOST, **ARCH, **host, "arch": arch, "state": "started", "gpu_total": gpu_total}
+    return plan.problems(resolve(models, **host), settings)
 
 
 def test_cpu_host_gets_the_cpu_image_and_a_cpu_command_line():
@@ -183,14 +185,44 @@ def test_two_gpu_models_on_distinct_devices_are_fine():
 
 @pytest.mark.parametrize("image", ["vllm/vllm-openai", "vllm/vllm-openai:latest", "x:latest-cpu"])
 def test_unpinned_images_are_refused(image):
-    found = problems([{"model": "a"}], images={"vllm_image_gpu": image})
+    found = problems([{"model": "a"}], image_gpu=image)
     assert found == [
         f'vllm_image_gpu is "{image}": pin a version tag (e.g. v0.31.0), never latest or no tag.'
     ]
 
 
 def test_a_registry_port_is_not_a_tag():
-    assert problems([{"model": "a"}], images={"vllm_image_cpu": "reg:5000/vllm:v1"}) == []
+    assert problems([{"model": "a"}], image_cpu="reg:5000/vllm:v1") == []
+
+
+def test_an_x86_cpu_image_on_an_arm_host_is_refused():
+    found = problems([{"model": "a"}], arch="aarch64")
+    assert found == [
+        'vllm_image_cpu is "vllm/vllm-openai-cpu:v0.31.0-x86_64", an x86_64 build, but this host '
+        "is aarch64: leave vllm_image_cpu empty to get the image for this architecture."
+    ]
+
+
+def test_an_arm_gpu_tag_on_an_x86_host_is_refused_only_when_a_gpu_model_uses_it():
+    arm_gpu = "vllm/vllm-openai:v0.31.0-aarch64-cu129"
+    assert problems([{"model": "a"}], image_gpu=arm_gpu) == []  # no GPU model
+    found = problems(
+        [{"model": "a"}], image_gpu=arm_gpu, accelerator="gpu", gpu_host=True, gpu_total=1
+    )
+    assert found == [
+        f'vllm_image_gpu is "{arm_gpu}", an aarch64 build, but this host is x86_64: use the '
+        "multi-arch tag without the architecture suffix (e.g. v0.31.0)."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("arch", "words"), [("", "architecture of this host is unknown"), ("riscv64", '"riscv64"')]
+)
+def test_no_cpu_image_for_the_architecture(arch, words):
+    found = problems([{"model": "a"}], arch=arch, image_cpu="")
+    assert len(found) == 1
+    assert words in found[0]
+    assert "vllm_image_cpu" in found[0]
 
 
 def test_a_kv_cache_of_zero_everywhere_is_refused():

@@ -105,12 +105,49 @@ def resolve_models(
     return resolved
 
 
-def _image_problem(var: str, image: str) -> str | None:
+def _image_tag(image: str) -> str:
     last = image.rsplit("/", maxsplit=1)[-1]
-    tag = last.split(":")[1] if ":" in last else ""
+    return last.split(":")[1] if ":" in last else ""
+
+
+def _image_problems(
+    var: str, image: str, used: bool, arch: str, arch_tag_words: dict[str, list[str]]
+) -> list[str]:
+    """An image must carry a version tag, and a tag that names an architecture must name the
+    host's (upstream tags per-arch builds v0.31.0-x86_64, -arm64, -aarch64-cu129)."""
+    out = []
+    tag = _image_tag(image)
     if tag in ("", "latest") or tag.startswith("latest-"):
-        return f'{var} is "{image}": pin a version tag (e.g. v0.31.0), never latest or no tag.'
-    return None
+        out.append(f'{var} is "{image}": pin a version tag (e.g. v0.31.0), never latest or no tag.')
+    if used and arch:
+        for other, words in arch_tag_words.items():
+            if other != arch and set(tag.split("-")) & set(words):
+                advice = (
+                    "leave vllm_image_cpu empty to get the image for this architecture"
+                    if var == "vllm_image_cpu"
+                    else "use the multi-arch tag without the architecture suffix (e.g. v0.31.0)"
+                )
+                out.append(
+                    f'{var} is "{image}", an {other} build, but this host is {arch}: {advice}.'
+                )
+    return out
+
+
+def _cpu_image_problems(cpu_models: int, image_cpu: str, arch: str, known: list[str]) -> list[str]:
+    if not cpu_models or image_cpu:
+        return []
+    if not arch:
+        return [
+            "vllm_image_cpu is empty and the CPU architecture of this host is unknown "
+            "(ansible_facts architecture was not gathered): gather facts in the play, or set "
+            "vllm_image_cpu."
+        ]
+    names = ", ".join(known)
+    return [
+        "vllm_image_cpu is empty and upstream publishes no CPU image for the architecture "
+        f'"{arch}" (the role knows {names}): set vllm_image_cpu to a pinned image that runs '
+        "here, or serve the models on the GPU image."
+    ]
 
 
 def _gpu_problems(
@@ -185,23 +222,30 @@ def _model_problems(m: dict[str, Any], v: str) -> list[str]:
     return out
 
 
-def problems(
-    models: list[dict[str, Any]],
-    *,
-    state: str,
-    images: dict[str, str],
-    gpu_host: bool,
-    gpu_total: int,
-) -> list[str]:
+def problems(models: list[dict[str, Any]], host: dict[str, Any]) -> list[str]:
     """Every rule across variables that argument_specs cannot express, as one list of messages.
 
-    `models` are resolved (resolve_models); `images` maps variable name -> image reference.
+    `models` are resolved (resolve_models). `host` carries: state, image_gpu, image_cpu (after
+    the per-architecture choice; empty when none), arch (ansible_facts architecture, empty when
+    not gathered), image_cpu_by_arch, arch_tag_words, gpu_host, gpu_total.
     """
     out: list[str] = []
     if not models:
-        out.append(f"vllm_models is empty: list at least one model (vllm_state {state}).")
-    out += [p for var, image in images.items() if (p := _image_problem(var, image))]
+        out.append(f"vllm_models is empty: list at least one model (vllm_state {host['state']}).")
     gpu_models = sum(1 for m in models if m["accelerator"] == "gpu")
+    cpu_models = sum(1 for m in models if m["accelerator"] == "cpu")
+    arch = host.get("arch", "")
+    out += _cpu_image_problems(
+        cpu_models, host["image_cpu"], arch, list(host.get("image_cpu_by_arch", {}))
+    )
+    for var, image, used in (
+        ("vllm_image_gpu", host["image_gpu"], gpu_models),
+        ("vllm_image_cpu", host["image_cpu"], cpu_models),
+    ):
+        if image:
+            out += _image_problems(var, image, bool(used), arch, host.get("arch_tag_words", {}))
+    gpu_host = host["gpu_host"]
+    gpu_total = host["gpu_total"]
     ports: dict[int, str] = {}
     names: dict[str, str] = {}
     services: dict[str, str] = {}
@@ -247,8 +291,8 @@ def _models_filter(models, defaults, host):
     return resolve_models(models, defaults, host)
 
 
-def _problems_filter(models, **kwargs):
-    return problems(models, **kwargs)
+def _problems_filter(models, host):
+    return problems(models, host)
 
 
 class FilterModule:
