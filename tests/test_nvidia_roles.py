@@ -226,6 +226,58 @@ PLAN_CASES = {
     },
 }
 
+INSTALL_CHECK_VARS = {
+    "__nvidia_driver_method_resolved": "{{ check.method }}",
+    "__nvidia_driver_branch_resolved": "{{ check.branch }}",
+    "__nvidia_driver_kernel": "6.1.0-40-amd64",
+    "__nvidia_driver_pin_packages": ["nvidia-driver-pinning-580"],
+    "__nvidia_driver_install_packages": ["nvidia-open"],
+    "__nvidia_driver_policy_now": {"stdout": "{{ check.apt | default('') }}"},
+    "__nvidia_driver_modinfo": {"stdout": "{{ check.modinfo | default('') }}"},
+    "preflight_gpu_present": True,
+}
+HEADERS_40 = {"linux-headers-6.1.0-40-amd64": (NONE, "6.1.170-1")}
+# What apt answers after its update, and what modinfo reports after the install.
+INSTALL_CHECKS = {
+    "ic_bookworm_dkms": (
+        "check_before_install",
+        {
+            "method": "cuda_repo",
+            "branch": "580",
+            "apt": policy(**HEADERS_40, dkms=(NONE, "3.0.10-8+deb12u1")),
+        },
+    ),
+    "ic_nvidia_dkms": (
+        "check_before_install",
+        {
+            "method": "cuda_repo",
+            "branch": "580",
+            "apt": policy(**HEADERS_40, dkms=(NONE, "1:3.2.2-1")),
+        },
+    ),
+    "ic_debian_method_old_dkms": (
+        "check_before_install",
+        {
+            "method": "debian",
+            "branch": "535",
+            "apt": policy(**HEADERS_40, dkms=(NONE, "3.0.10-8+deb12u1")),
+        },
+    ),
+    "ic_headers_gone": (
+        "check_before_install",
+        {"method": "cuda_repo", "branch": "580", "apt": policy(dkms=(NONE, "3.2.2-1"))},
+    ),
+    "ic_branch_ok": (
+        "check_branch",
+        {"method": "cuda_repo", "branch": "580", "modinfo": "580.95.05"},
+    ),
+    "ic_branch_newer": (
+        "check_branch",
+        {"method": "cuda_repo", "branch": "580", "modinfo": "590.48.01"},
+    ),
+    "ic_branch_missing": ("check_branch", {"method": "cuda_repo", "branch": "580", "modinfo": ""}),
+}
+
 # Bad inventory values: the argument spec must stop the role and name the variable.
 SPEC_CASES = {
     "bad_method": ("nvidia_driver", "main", {"nvidia_driver_method": "runfile"}),
@@ -387,6 +439,23 @@ def plays() -> list[dict]:
             ],
         },
         {
+            "name": "checks around the install (apt's answer, the installed module's version)",
+            "hosts": "installcheck",
+            "gather_facts": False,
+            "tasks": [
+                rescued(
+                    # one include per file: include_role does not vary tasks_from per host
+                    *(
+                        {
+                            **include("nvidia_driver", name, INSTALL_CHECK_VARS),
+                            "when": f"check_file == '{name}'",
+                        }
+                        for name in ("check_before_install", "check_branch")
+                    )
+                )
+            ],
+        },
+        {
             "name": "argument specs",
             "hosts": "spec",
             "gather_facts": False,
@@ -484,6 +553,10 @@ def inventory(report_file: Path, key: dict) -> dict:
             "reboot_not_allowed": {"nvidia_driver_reboot_ok": False, "ansible_connection": "ssh"},
         },
         "toolkit": dict(TOOLKIT_CASES),
+        "installcheck": {
+            name: {"check_file": file, "check": check}
+            for name, (file, check) in INSTALL_CHECKS.items()
+        },
         # A throwaway key stands in for NVIDIA's: the OS's own fingerprint must reject it (nothing
         # written), and the same key passes when its own fingerprint is the expected one.
         "cudakey": {
@@ -986,6 +1059,27 @@ def test_whole_no_gpu_path_on_this_machine(run):
     assert "Docker gets no nvidia runtime" in text
     assert "GPU access from containers not checked" in text
     assert "changed: [nogpu_here]" not in text
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [
+        ("ic_bookworm_dkms", "needs dkms >= 3.1.8 but apt would install dkms 3.0.10-8+deb12u1"),
+        ("ic_bookworm_dkms", "NVIDIA's repository carries a newer one"),
+        ("ic_headers_gone", "KERNEL HEADERS GONE: linux-headers-6.1.0-40-amd64"),
+        ("ic_branch_newer", "WRONG DRIVER BRANCH"),
+        ("ic_branch_missing", "is version '', not of the pinned branch 580"),
+    ],
+)
+def test_install_stops_before_or_after_apt_with_the_reason(run, case, needle):
+    got = run[1][case]
+    assert got["failed"] is True
+    assert needle in got["msg"]
+
+
+@pytest.mark.parametrize("case", ["ic_nvidia_dkms", "ic_debian_method_old_dkms", "ic_branch_ok"])
+def test_install_checks_pass_when_they_should(run, case):
+    assert run[1][case] == {"failed": False}
 
 
 # --- documentation: README table, defaults/main.yml and argument_specs say the same ----------
