@@ -13,7 +13,9 @@ REPORT = {
     "name": "report the facts",
     "ansible.builtin.copy": {
         "content": "{{ {'present': preflight_gpu_present, 'count': preflight_gpu_count,"
-        " 'pci': preflight_gpu_pci_addresses} | to_json }}",
+        " 'pci': preflight_gpu_pci_addresses, 'nvswitch': preflight_nvswitch_present,"
+        " 'nvswitch_count': preflight_nvswitch_count,"
+        " 'nvswitch_pci': preflight_nvswitch_pci_addresses} | to_json }}",
         "dest": "{{ playbook_dir }}/facts.json",
         "mode": "0600",
     },
@@ -35,7 +37,7 @@ def run_with_report(tmp_path, role_vars):
     return run_playbook(tmp_path, plays)
 
 
-def test_counts_only_nvidia_display_devices(tmp_path):
+def test_counts_only_nvidia_display_devices_and_finds_nvswitches(tmp_path):
     pci = fake_pci(
         tmp_path / "pci",
         {
@@ -44,20 +46,34 @@ def test_counts_only_nvidia_display_devices(tmp_path):
             "0000:02:00.0": ("0x10de", "0x030000"),  # NVIDIA VGA controller
             "0000:03:00.0": ("0x1002", "0x030000"),  # AMD GPU: not NVIDIA
             "0000:00:1f.0": ("0x8086", "0x060100"),  # Intel ISA bridge
+            # NVSwitch: NVIDIA, class "bridge, other" (what NVIDIA's nvswitch driver binds to)
+            "0000:05:00.0": ("0x10de", "0x068000"),
+            "0000:06:00.0": ("0x10de", "0x068000"),
+            "0000:07:00.0": ("0x10b5", "0x068000"),  # PLX bridge-other: not an NVSwitch
+            "0000:08:00.0": ("0x10de", "0x060400"),  # NVIDIA PCI-to-PCI bridge: not an NVSwitch
         },
     )
     run = run_with_report(tmp_path, {"preflight_pci_path": str(pci)})
     assert run.rc == 0, run.output
     facts = json.loads((tmp_path / "facts.json").read_text())
-    assert facts == {"present": True, "count": 2, "pci": ["0000:01:00.0", "0000:02:00.0"]}
+    assert facts == {
+        "present": True,
+        "count": 2,
+        "pci": ["0000:01:00.0", "0000:02:00.0"],
+        "nvswitch": True,
+        "nvswitch_count": 2,
+        "nvswitch_pci": ["0000:05:00.0", "0000:06:00.0"],
+    }
     assert "2 NVIDIA GPU(s): 0000:01:00.0, 0000:02:00.0" in run.output
+    assert "2 NVSwitch(es)" in run.output
 
 
 def test_no_gpu_is_a_fact_not_a_failure(tmp_path):
     pci = fake_pci(tmp_path / "pci", {"0000:00:1f.0": ("0x8086", "0x060100")})
     run = run_with_report(tmp_path, {"preflight_pci_path": str(pci)})
     assert run.rc == 0, run.output
-    assert json.loads((tmp_path / "facts.json").read_text())["count"] == 0
+    facts = json.loads((tmp_path / "facts.json").read_text())
+    assert (facts["count"], facts["nvswitch"], facts["nvswitch_count"]) == (0, False, 0)
 
 
 def test_unsupported_os_fails_with_the_allowed_list(tmp_path):

@@ -24,33 +24,158 @@ from tests.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
 REPO = Path(__file__).resolve().parents[1]
 NO_SMI = {"rc": 2, "stdout": "", "stdout_lines": []}
 
+
+def policy(**packages: tuple[str, str]) -> str:
+    """`apt-cache policy` output for packages given as name=(installed, candidate)."""
+    return "".join(
+        f"{name}:\n  Installed: {inst}\n  Candidate: {cand}\n  Version table:\n"
+        for name, (inst, cand) in packages.items()
+    )
+
+
+NONE = "(none)"
+# What apt says on a host whose running kernel's headers are still in the archive.
+UBUNTU_APT = policy(**{"linux-headers-6.8.0-31-generic": (NONE, "6.8.0-31.31")})
+UBUNTU_IMAGES = "ii linux-image-6.8.0-31-generic\nii linux-image-generic\n"
+# Canonical's precompiled 580-server-open modules for the running kernel and its flavour.
+UBUNTU_PRECOMPILED_APT = UBUNTU_APT + policy(
+    **{
+        "linux-modules-nvidia-580-server-open-6.8.0-31-generic": (NONE, "6.8.0-31.31+1"),
+        "linux-modules-nvidia-580-server-open-generic": (NONE, "6.8.0-31.31+1"),
+    }
+)
+
+
+def debian_apt(kernel: str, flavour: str, *, running_headers: bool = True) -> str:
+    rows = {f"linux-headers-{flavour}": (NONE, "6.1.192-2")}
+    if running_headers:
+        rows[f"linux-headers-{kernel}"] = (NONE, "6.1.76-1")
+    return policy(**rows, dkms=(NONE, "3.2.2-1"))
+
+
 # Decision cases: inputs (probe results and variables), run through nvidia_driver's plan.yml.
 PLAN_CASES = {
-    "ubuntu24_default": {"os": "Ubuntu-24", "gpu": True, "smi": NO_SMI},
+    "ubuntu24_default": {"os": "Ubuntu-24", "gpu": True, "smi": NO_SMI, "images": UBUNTU_IMAGES},
     "ubuntu22_proprietary_550": {
         "os": "Ubuntu-22",
         "gpu": True,
         "smi": NO_SMI,
         "vars": {"nvidia_driver_branch": "550", "nvidia_driver_open_kernel_modules": False},
     },
-    "debian12_default": {"os": "Debian-12", "gpu": True, "smi": NO_SMI},
+    # A cloud kernel: its header meta package is linux-headers-cloud-amd64, not -amd64.
+    "debian12_default": {
+        "os": "Debian-12",
+        "gpu": True,
+        "smi": NO_SMI,
+        "kernel": "6.1.0-18-cloud-amd64",
+        "apt": debian_apt("6.1.0-18-cloud-amd64", "cloud-amd64"),
+    },
     "debian12_debian_packages": {
         "os": "Debian-12",
         "gpu": True,
         "smi": NO_SMI,
+        "kernel": "6.1.0-18-amd64",
+        "apt": debian_apt("6.1.0-18-amd64", "amd64"),
         "vars": {"nvidia_driver_method": "debian"},
     },
     "debian13_cuda_repo": {
         "os": "Debian-13",
         "gpu": True,
         "smi": NO_SMI,
+        "kernel": "6.12.38+deb13-amd64",
+        "apt": debian_apt("6.12.38+deb13-amd64", "amd64"),
         "vars": {"nvidia_driver_method": "cuda_repo"},
     },
     "debian13_cuda_repo_proprietary": {
         "os": "Debian-13",
         "gpu": True,
         "smi": NO_SMI,
+        "kernel": "6.12.38+deb13-rt-amd64",
+        "apt": debian_apt("6.12.38+deb13-rt-amd64", "rt-amd64"),
         "vars": {"nvidia_driver_method": "cuda_repo", "nvidia_driver_open_kernel_modules": False},
+    },
+    # The running ABI has left the archive: stop before installing, say upgrade + reboot.
+    "debian12_headers_gone": {
+        "os": "Debian-12",
+        "gpu": True,
+        "smi": NO_SMI,
+        "kernel": "6.1.0-18-cloud-amd64",
+        "apt": debian_apt("6.1.0-18-cloud-amd64", "cloud-amd64", running_headers=False),
+    },
+    # No package lists yet (fresh image): nothing to conclude, install (install.yml checks again).
+    "debian13_no_lists": {
+        "os": "Debian-13",
+        "gpu": True,
+        "smi": NO_SMI,
+        "kernel": "6.12.38+deb13-cloud-arm64",
+        "apt": "",
+        "lists": 0,
+    },
+    # Ubuntu with Canonical-signed precompiled modules for the running kernel: no DKMS, and
+    # Secure Boot without an enrolled key does not block (the modules are signed).
+    "ubuntu24_precompiled_secure_boot": {
+        "os": "Ubuntu-24",
+        "gpu": True,
+        "smi": NO_SMI,
+        "apt": UBUNTU_PRECOMPILED_APT,
+        "images": UBUNTU_IMAGES,
+        "sb": {"rc": 0, "stdout": "SecureBoot enabled"},
+    },
+    "ubuntu22_hwe_precompiled_proprietary": {
+        "os": "Ubuntu-22",
+        "gpu": True,
+        "smi": NO_SMI,
+        "kernel": "6.8.0-40-generic",
+        "images": "ii linux-image-6.8.0-40-generic\nii linux-image-generic-hwe-22.04\n",
+        "apt": policy(
+            **{
+                "linux-headers-6.8.0-40-generic": (NONE, "6.8.0-40.40~22.04.3"),
+                "linux-modules-nvidia-580-server-6.8.0-40-generic": (NONE, "6.8.0-40.40~22.04.3+1"),
+                "linux-modules-nvidia-580-server-generic-hwe-22.04": (
+                    NONE,
+                    "6.8.0-40.40~22.04.3+1",
+                ),
+            }
+        ),
+        "vars": {"nvidia_driver_open_kernel_modules": False},
+    },
+    # Precompiled modules exist for the flavour but not for this (older) kernel: DKMS.
+    "ubuntu24_precompiled_not_for_this_kernel": {
+        "os": "Ubuntu-24",
+        "gpu": True,
+        "smi": NO_SMI,
+        "images": UBUNTU_IMAGES,
+        "apt": UBUNTU_APT
+        + policy(**{"linux-modules-nvidia-580-server-open-generic": (NONE, "6.8.0-50.50+1")}),
+    },
+    # NVSwitch (HGX/DGX): Fabric Manager and NSCQ of the driver's branch.
+    "debian13_nvswitch": {
+        "os": "Debian-13",
+        "gpu": True,
+        "nvswitch": True,
+        "smi": NO_SMI,
+        "kernel": "6.12.38+deb13-amd64",
+        "apt": debian_apt("6.12.38+deb13-amd64", "amd64"),
+    },
+    "ubuntu24_nvswitch": {
+        "os": "Ubuntu-24",
+        "gpu": True,
+        "nvswitch": True,
+        "smi": NO_SMI,
+        "images": UBUNTU_IMAGES,
+    },
+    "nvswitch_working_driver": {
+        "os": "Ubuntu-22",
+        "gpu": True,
+        "nvswitch": True,
+        "smi": {"rc": 0, "stdout": "570.172.08", "stdout_lines": ["570.172.08"]},
+    },
+    "nvswitch_debian_method": {
+        "os": "Debian-12",
+        "gpu": True,
+        "nvswitch": True,
+        "smi": NO_SMI,
+        "vars": {"nvidia_driver_method": "debian"},
     },
     "no_gpu": {"os": "Debian-13", "gpu": False, "smi": NO_SMI},
     "no_gpu_forced": {
@@ -68,12 +193,15 @@ PLAN_CASES = {
         "os": "Ubuntu-24",
         "gpu": True,
         "smi": NO_SMI,
+        "images": UBUNTU_IMAGES,
         "sb": {"rc": 0, "stdout": "SecureBoot enabled"},
     },
     "secure_boot_key_enrolled": {
         "os": "Debian-12",
         "gpu": True,
         "smi": NO_SMI,
+        "kernel": "6.1.0-18-amd64",
+        "apt": debian_apt("6.1.0-18-amd64", "amd64"),
         "sb": {"rc": 0, "stdout": "SecureBoot enabled"},
         "mok": {"rc": 0, "stdout": "/var/lib/dkms/mok.pub is already enrolled"},
     },
@@ -96,6 +224,58 @@ PLAN_CASES = {
         "smi": NO_SMI,
         "vars": {"nvidia_driver_method": "debian"},
     },
+}
+
+INSTALL_CHECK_VARS = {
+    "__nvidia_driver_method_resolved": "{{ check.method }}",
+    "__nvidia_driver_branch_resolved": "{{ check.branch }}",
+    "__nvidia_driver_kernel": "6.1.0-40-amd64",
+    "__nvidia_driver_pin_packages": ["nvidia-driver-pinning-580"],
+    "__nvidia_driver_install_packages": ["nvidia-open"],
+    "__nvidia_driver_policy_now": {"stdout": "{{ check.apt | default('') }}"},
+    "__nvidia_driver_modinfo": {"stdout": "{{ check.modinfo | default('') }}"},
+    "preflight_gpu_present": True,
+}
+HEADERS_40 = {"linux-headers-6.1.0-40-amd64": (NONE, "6.1.170-1")}
+# What apt answers after its update, and what modinfo reports after the install.
+INSTALL_CHECKS = {
+    "ic_bookworm_dkms": (
+        "check_before_install",
+        {
+            "method": "cuda_repo",
+            "branch": "580",
+            "apt": policy(**HEADERS_40, dkms=(NONE, "3.0.10-8+deb12u1")),
+        },
+    ),
+    "ic_nvidia_dkms": (
+        "check_before_install",
+        {
+            "method": "cuda_repo",
+            "branch": "580",
+            "apt": policy(**HEADERS_40, dkms=(NONE, "1:3.2.2-1")),
+        },
+    ),
+    "ic_debian_method_old_dkms": (
+        "check_before_install",
+        {
+            "method": "debian",
+            "branch": "535",
+            "apt": policy(**HEADERS_40, dkms=(NONE, "3.0.10-8+deb12u1")),
+        },
+    ),
+    "ic_headers_gone": (
+        "check_before_install",
+        {"method": "cuda_repo", "branch": "580", "apt": policy(dkms=(NONE, "3.2.2-1"))},
+    ),
+    "ic_branch_ok": (
+        "check_branch",
+        {"method": "cuda_repo", "branch": "580", "modinfo": "580.95.05"},
+    ),
+    "ic_branch_newer": (
+        "check_branch",
+        {"method": "cuda_repo", "branch": "580", "modinfo": "590.48.01"},
+    ),
+    "ic_branch_missing": ("check_branch", {"method": "cuda_repo", "branch": "580", "modinfo": ""}),
 }
 
 # Bad inventory values: the argument spec must stop the role and name the variable.
@@ -144,6 +324,15 @@ def report(names: str) -> dict:
     }
 
 
+def rescued(*tasks: dict) -> dict:
+    """Run tasks; the outcome is whether they failed and the message (the host stays in the run)."""
+    return {
+        "name": "Run and keep the outcome",
+        "block": [*tasks, report("{'failed': false}")],
+        "rescue": [report("{'failed': true, 'msg': ansible_failed_result.msg | default('')}")],
+    }
+
+
 COLLECT = {
     "name": "collect every case's outcome",
     "hosts": "localhost",
@@ -176,12 +365,16 @@ def include(role: str, tasks_from: str, role_vars: dict) -> dict:
 def plays() -> list[dict]:
     plan_vars = {
         "__nvidia_driver_os": "{{ case.os }}",
-        "__nvidia_driver_kernel": "6.8.0-31-generic",
+        "__nvidia_driver_kernel": "{{ case.kernel | default('6.8.0-31-generic') }}",
         "__nvidia_driver_arch": "x86_64",
         "__nvidia_driver_smi": "{{ case.smi }}",
         "__nvidia_driver_sb": "{{ case.sb | default({'rc': 2, 'stdout': ''}) }}",
         "__nvidia_driver_mok": "{{ case.mok | default({'rc': 1, 'stdout': ''}) }}",
+        "__nvidia_driver_apt_policy": {"stdout": "{{ case.apt | default(default_apt) }}"},
+        "__nvidia_driver_apt_lists": "{{ case.lists | default(3) }}",
+        "__nvidia_driver_images": {"stdout": "{{ case.images | default('') }}"},
         "preflight_gpu_present": "{{ case.gpu }}",
+        "preflight_nvswitch_present": "{{ case.nvswitch | default(false) }}",
     }
     return [
         {
@@ -195,8 +388,71 @@ def plays() -> list[dict]:
                     " 'method': __nvidia_driver_method_resolved,"
                     " 'branch': __nvidia_driver_branch_resolved,"
                     " 'packages': __nvidia_driver_install_packages,"
+                    # default(): a role without these facts still reports, so each test
+                    # names what is missing instead of the whole run failing
+                    " 'pin': __nvidia_driver_pin_packages | default('undefined'),"
+                    " 'precompiled': __nvidia_driver_precompiled | default('undefined'),"
+                    " 'fabricmanager': __nvidia_driver_fm_candidates | default('undefined'),"
+                    " 'key_file': __nvidia_driver_cuda_repo_key_file | default('undefined'),"
+                    " 'key_fingerprint': __nvidia_driver_cuda_repo_key_fingerprint_expected"
+                    " | default('undefined'),"
                     " 'version': nvidia_driver_version, 'message': __nvidia_driver_message}"
                 ),
+            ],
+        },
+        {
+            "name": "CUDA repository key check (fetch from a file URL, no apt)",
+            "hosts": "cudakey",
+            "gather_facts": False,
+            "tasks": [
+                rescued(
+                    include(
+                        "nvidia_driver",
+                        "resolve",
+                        {"__nvidia_driver_os": "{{ key_os }}", "__nvidia_driver_arch": "x86_64"},
+                    ),
+                    include(
+                        "nvidia_driver",
+                        "cuda_key",
+                        {
+                            "__nvidia_driver_os": "{{ key_os }}",
+                            "__nvidia_driver_arch": "x86_64",
+                            "__nvidia_driver_cuda_repo_url": "{{ key_dir_url }}",
+                            "__nvidia_driver_cuda_keyring": "{{ key_keyring }}",
+                        },
+                    ),
+                )
+            ],
+        },
+        {
+            "name": "toolkit repository key check (fetch from a file URL, no apt)",
+            "hosts": "tkkey",
+            "gather_facts": False,
+            "tasks": [
+                rescued(
+                    include(
+                        "nvidia_container_toolkit",
+                        "key",
+                        {"__nvidia_container_toolkit_keyring": "{{ key_keyring }}"},
+                    )
+                )
+            ],
+        },
+        {
+            "name": "checks around the install (apt's answer, the installed module's version)",
+            "hosts": "installcheck",
+            "gather_facts": False,
+            "tasks": [
+                rescued(
+                    # one include per file: include_role does not vary tasks_from per host
+                    *(
+                        {
+                            **include("nvidia_driver", name, INSTALL_CHECK_VARS),
+                            "when": f"check_file == '{name}'",
+                        }
+                        for name in ("check_before_install", "check_branch")
+                    )
+                )
             ],
         },
         {
@@ -281,8 +537,9 @@ def plays() -> list[dict]:
     ]
 
 
-def inventory(report_file: Path) -> dict:
+def inventory(report_file: Path, key: dict) -> dict:
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    keydir = report_file.parent / "keys"
     groups: dict[str, dict] = {
         "plan": {name: {"case": case, **case.get("vars", {})} for name, case in PLAN_CASES.items()},
         "spec": {
@@ -296,6 +553,34 @@ def inventory(report_file: Path) -> dict:
             "reboot_not_allowed": {"nvidia_driver_reboot_ok": False, "ansible_connection": "ssh"},
         },
         "toolkit": dict(TOOLKIT_CASES),
+        "installcheck": {
+            name: {"check_file": file, "check": check}
+            for name, (file, check) in INSTALL_CHECKS.items()
+        },
+        # A throwaway key stands in for NVIDIA's: the OS's own fingerprint must reject it (nothing
+        # written), and the same key passes when its own fingerprint is the expected one.
+        "cudakey": {
+            "cudakey_debian13_rejects": {
+                "key_os": "Debian-13",
+                "key_keyring": str(keydir / "d13.asc"),
+            },
+            "cudakey_debian12_rejects": {
+                "key_os": "Debian-12",
+                "key_keyring": str(keydir / "d12.asc"),
+            },
+            "cudakey_pinned_accepts": {
+                "key_os": "Debian-13",
+                "key_keyring": str(keydir / "ok.asc"),
+                "nvidia_driver_cuda_repo_key_fingerprint": key["fingerprint"],
+            },
+        },
+        "tkkey": {
+            "tkkey_default_rejects": {"key_keyring": str(keydir / "tk-bad.asc")},
+            "tkkey_pinned_accepts": {
+                "key_keyring": str(keydir / "tk-ok.asc"),
+                "nvidia_container_toolkit_repo_key_fingerprint": key["fingerprint"].lower(),
+            },
+        },
         "nogpu": {"nogpu_here": {"preflight_gpu_present": False}},
         # Check mode with both force switches: the install path without network or change.
         # NVIDIA's key URL points at a local file (get_url asks for it even in check mode).
@@ -325,19 +610,58 @@ def inventory(report_file: Path) -> dict:
     hosts["localhost"] = dict(local)
     return {
         "all": {
-            "vars": {"report_file": str(report_file)},
+            "vars": {
+                "report_file": str(report_file),
+                "default_apt": UBUNTU_APT,
+                "key_dir_url": keydir.as_uri() + "/",
+                "nvidia_container_toolkit_repo_key_url": (keydir / "test.pub").as_uri(),
+            },
             "hosts": hosts,
             "children": {g: {"hosts": dict.fromkeys(m)} for g, m in groups.items()},
         }
     }
 
 
+def throwaway_key(tmp: Path) -> dict:
+    """A fresh OpenPGP key (gpg, half a second) and its fingerprint."""
+    home = tmp / "gnupg"
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--batch", "--homedir", str(home)]
+    uid = "glassbox test <test@glassbox.invalid>"
+    subprocess.run(
+        [*gpg, "--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", "never"],
+        check=True,
+        capture_output=True,
+    )
+    armored = subprocess.run(
+        [*gpg, "--armor", "--export"], check=True, capture_output=True, text=True
+    ).stdout
+    colons = subprocess.run(
+        [*gpg, "--with-colons", "--fingerprint"], check=True, capture_output=True, text=True
+    ).stdout
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
+    fingerprint = next(
+        line.split(":")[9] for line in colons.splitlines() if line.startswith("fpr:")
+    )
+    return {"armored": armored, "fingerprint": fingerprint}
+
+
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("nvidia")
+def run_tmp(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("nvidia")
+
+
+@pytest.fixture(scope="module")
+def run(run_tmp):
+    tmp = run_tmp
     report_file = tmp / "outcomes.json"
     (tmp / "fake.key").write_text("not a real key: check mode never installs it\n")
-    (tmp / "hosts.yml").write_text(yaml.safe_dump(inventory(report_file)))
+    key = throwaway_key(tmp)
+    keydir = tmp / "keys"
+    keydir.mkdir()
+    for name in ("3bf863cc.pub", "8793F200.pub", "test.pub"):
+        (keydir / name).write_text(key["armored"])
+    (tmp / "hosts.yml").write_text(yaml.safe_dump(inventory(report_file, key)))
     (tmp / "play.yml").write_text(yaml.safe_dump(plays(), sort_keys=False))
     env = ansible_env(tmp, ANSIBLE_FORKS="20", ANSIBLE_DISPLAY_SKIPPED_HOSTS="false")
     base = [ANSIBLE_PLAYBOOK, "-i", str(tmp / "hosts.yml"), str(tmp / "play.yml")]
@@ -381,12 +705,12 @@ def host_output(output: str, host: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("case", "method", "branch", "packages"),
+    ("case", "method_branch", "pin", "packages"),
     [
         (
             "ubuntu24_default",
-            "ubuntu",
-            "580",
+            "ubuntu 580",
+            [],
             [
                 "linux-headers-6.8.0-31-generic",
                 "nvidia-headless-580-server-open",
@@ -395,8 +719,8 @@ def host_output(output: str, host: str) -> str:
         ),
         (
             "ubuntu22_proprietary_550",
-            "ubuntu",
-            "550",
+            "ubuntu 550",
+            [],
             [
                 "linux-headers-6.8.0-31-generic",
                 "nvidia-headless-550-server",
@@ -404,22 +728,18 @@ def host_output(output: str, host: str) -> str:
             ],
         ),
         (
+            # cloud kernel: the cloud header meta; the pinning package in its own step
             "debian12_default",
-            "cuda_repo",
-            "580",
-            [
-                "linux-headers-6.8.0-31-generic",
-                "linux-headers-amd64",
-                "nvidia-driver-pinning-580",
-                "nvidia-open",
-            ],
+            "cuda_repo 580",
+            ["nvidia-driver-pinning-580"],
+            ["linux-headers-6.1.0-18-cloud-amd64", "linux-headers-cloud-amd64", "nvidia-open"],
         ),
         (
             "debian12_debian_packages",
-            "debian",
-            "535",
+            "debian 535",
+            [],
             [
-                "linux-headers-6.8.0-31-generic",
+                "linux-headers-6.1.0-18-amd64",
                 "linux-headers-amd64",
                 "nvidia-kernel-dkms",
                 "nvidia-smi",
@@ -429,36 +749,189 @@ def host_output(output: str, host: str) -> str:
         ),
         (
             "debian13_cuda_repo",
-            "cuda_repo",
-            "580",
+            "cuda_repo 580",
+            ["nvidia-driver-pinning-580"],
+            ["linux-headers-6.12.38+deb13-amd64", "linux-headers-amd64", "nvidia-open"],
+        ),
+        (
+            "debian13_cuda_repo_proprietary",
+            "cuda_repo 580",
+            ["nvidia-driver-pinning-580"],
+            ["linux-headers-6.12.38+deb13-rt-amd64", "linux-headers-rt-amd64", "cuda-drivers"],
+        ),
+        (
+            # no package lists yet: the flavour's meta is named anyway (arm64 cloud kernel)
+            "debian13_no_lists",
+            "cuda_repo 580",
+            ["nvidia-driver-pinning-580"],
             [
-                "linux-headers-6.8.0-31-generic",
-                "linux-headers-amd64",
-                "nvidia-driver-pinning-580",
+                "linux-headers-6.12.38+deb13-cloud-arm64",
+                "linux-headers-cloud-arm64",
                 "nvidia-open",
             ],
         ),
         (
-            "debian13_cuda_repo_proprietary",
-            "cuda_repo",
-            "580",
+            # signed precompiled modules for the running kernel and its flavour, no DKMS
+            "ubuntu24_precompiled_secure_boot",
+            "ubuntu 580",
+            [],
+            [
+                "linux-modules-nvidia-580-server-open-6.8.0-31-generic",
+                "linux-modules-nvidia-580-server-open-generic",
+                "nvidia-headless-no-dkms-580-server-open",
+                "nvidia-utils-580-server",
+            ],
+        ),
+        (
+            "ubuntu22_hwe_precompiled_proprietary",
+            "ubuntu 580",
+            [],
+            [
+                "linux-modules-nvidia-580-server-6.8.0-40-generic",
+                "linux-modules-nvidia-580-server-generic-hwe-22.04",
+                "nvidia-headless-no-dkms-580-server",
+                "nvidia-utils-580-server",
+            ],
+        ),
+        (
+            # modules exist for the flavour, not for this kernel: DKMS as before
+            "ubuntu24_precompiled_not_for_this_kernel",
+            "ubuntu 580",
+            [],
             [
                 "linux-headers-6.8.0-31-generic",
-                "linux-headers-amd64",
-                "nvidia-driver-pinning-580",
-                "cuda-drivers",
+                "nvidia-headless-580-server-open",
+                "nvidia-utils-580-server",
             ],
         ),
     ],
 )
-def test_install_plan_per_os_and_method(run, case, method, branch, packages):
+def test_install_plan_per_os_and_method(run, case, method_branch, pin, packages):
     output, outcomes = run
     assert case in outcomes, host_output(output, case)
     got = outcomes[case]
     assert (got["action"], got["status"]) == ("install", "installing")
-    assert (got["method"], got["branch"]) == (method, branch)
-    assert got["packages"] == packages
-    assert ", ".join(packages) in got["message"]
+    assert f"{got['method']} {got['branch']}" == method_branch
+    assert (got["pin"], got["packages"]) == (pin, packages)
+    assert ", ".join(pin + packages) in got["message"]
+    assert got["precompiled"] == packages[0].startswith("linux-modules-nvidia-")
+
+
+def test_pinning_package_goes_in_first_on_its_own(run):
+    got = run[1]["debian12_default"]
+    assert "nvidia-driver-pinning-580" not in got["packages"]
+    assert (
+        "nvidia-driver-pinning-580 first, on its own, so apt keeps to branch 580" in got["message"]
+    )
+
+
+def test_precompiled_modules_load_under_secure_boot_without_a_key(run):
+    got = run[1]["ubuntu24_precompiled_secure_boot"]
+    assert got["action"] == "install"
+    assert "Canonical-signed precompiled, no DKMS" in got["message"]
+    assert not any(p.startswith("linux-headers-") for p in got["packages"])
+
+
+def test_running_kernel_headers_gone_stops_with_upgrade_and_reboot(run):
+    got = run[1]["debian12_headers_gone"]
+    assert (got["action"], got["status"]) == ("blocked-headers", "blocked-kernel-headers")
+    assert "KERNEL HEADERS GONE" in got["message"]
+    assert (
+        "linux-headers-6.1.0-18-cloud-amd64 is neither installed nor installable" in got["message"]
+    )
+    assert "apt-get install linux-image-cloud-amd64 linux-headers-cloud-amd64" in got["message"]
+    assert "reboot" in got["message"]
+
+
+@pytest.mark.parametrize(
+    ("case", "key_file", "fingerprint"),
+    [
+        ("debian13_cuda_repo", "8793F200.pub", "02182E60104FCDC26EAE1B8597A5D4CB8793F200"),
+        ("debian12_default", "3bf863cc.pub", "EB693B3035CD5710E231E123A4B469963BF863CC"),
+        ("ubuntu24_default", "3bf863cc.pub", "EB693B3035CD5710E231E123A4B469963BF863CC"),
+        ("ubuntu22_proprietary_550", "3bf863cc.pub", "EB693B3035CD5710E231E123A4B469963BF863CC"),
+    ],
+)
+def test_cuda_repository_key_per_os(run, case, key_file, fingerprint):
+    got = run[1][case]
+    assert (got["key_file"], got["key_fingerprint"]) == (key_file, fingerprint)
+
+
+@pytest.mark.parametrize(
+    ("case", "fabricmanager"),
+    [
+        (
+            "debian13_nvswitch",
+            [
+                ["nvidia-fabricmanager-580", "nvidia-fabricmanager"],
+                ["libnvidia-nscq-580", "libnvidia-nscq"],
+            ],
+        ),
+        ("ubuntu24_nvswitch", [["nvidia-fabricmanager-580"], ["libnvidia-nscq-580"]]),
+        # a working 570 driver: Fabric Manager of ITS branch, nothing else touched
+        ("nvswitch_working_driver", [["nvidia-fabricmanager-570"], ["libnvidia-nscq-570"]]),
+        ("debian13_cuda_repo", []),
+    ],
+)
+def test_fabric_manager_follows_nvswitch_and_the_driver_branch(run, case, fabricmanager):
+    output, outcomes = run
+    assert case in outcomes, host_output(output, case)
+    got = outcomes[case]
+    assert got["fabricmanager"] == fabricmanager
+    if fabricmanager:
+        assert "Fabric Manager" in got["message"]
+
+
+def test_nvswitch_host_with_debian_packages_is_refused(run):
+    output, outcomes = run
+    assert "nvswitch_debian_method" not in outcomes
+    text = host_output(output, "nvswitch_debian_method")
+    assert "which Debian's archive does not package" in text
+    assert "nvidia_driver_method: cuda_repo" in text
+
+
+@pytest.mark.parametrize(
+    ("case", "url", "expected_keyring"),
+    [
+        (
+            "cudakey_debian13_rejects",
+            "8793F200.pub",
+            ("02182E60104FCDC26EAE1B8597A5D4CB8793F200 for Debian-13", "d13.asc"),
+        ),
+        (
+            "cudakey_debian12_rejects",
+            "3bf863cc.pub",
+            ("EB693B3035CD5710E231E123A4B469963BF863CC for Debian-12", "d12.asc"),
+        ),
+    ],
+)
+def test_cuda_key_with_another_fingerprint_is_never_trusted(
+    run, run_tmp, case, url, expected_keyring
+):
+    expected, keyring = expected_keyring
+    got = run[1][case]
+    assert got["failed"] is True
+    assert "Refusing to trust it" in got["msg"]
+    assert f"keys/{url} has primary key fingerprint" in got["msg"]
+    assert f"expected {expected}" in got["msg"]
+    # fetched to the staging file only; apt's keyring was never written
+    assert (run_tmp / "keys" / f"{keyring}.download").exists()
+    assert not (run_tmp / "keys" / keyring).exists()
+
+
+def test_cuda_key_with_the_expected_fingerprint_is_installed(run, run_tmp):
+    assert run[1]["cudakey_pinned_accepts"] == {"failed": False}
+    keys = run_tmp / "keys"
+    assert (keys / "ok.asc").read_text() == (keys / "8793F200.pub").read_text()
+
+
+def test_toolkit_key_is_checked_against_its_fingerprint(run, run_tmp):
+    got = run[1]["tkkey_default_rejects"]
+    assert got["failed"] is True
+    assert "expected C95B321B61E88C1809C4F759DDCAE044F796ECB0" in got["msg"]
+    assert not (run_tmp / "keys" / "tk-bad.asc").exists()
+    assert run[1]["tkkey_pinned_accepts"] == {"failed": False}
+    assert (run_tmp / "keys" / "tk-ok.asc").exists()
 
 
 def test_no_gpu_installs_nothing_and_says_so(run):
@@ -586,6 +1059,27 @@ def test_whole_no_gpu_path_on_this_machine(run):
     assert "Docker gets no nvidia runtime" in text
     assert "GPU access from containers not checked" in text
     assert "changed: [nogpu_here]" not in text
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [
+        ("ic_bookworm_dkms", "needs dkms >= 3.1.8 but apt would install dkms 3.0.10-8+deb12u1"),
+        ("ic_bookworm_dkms", "NVIDIA's repository carries a newer one"),
+        ("ic_headers_gone", "KERNEL HEADERS GONE: linux-headers-6.1.0-40-amd64"),
+        ("ic_branch_newer", "WRONG DRIVER BRANCH"),
+        ("ic_branch_missing", "is version '', not of the pinned branch 580"),
+    ],
+)
+def test_install_stops_before_or_after_apt_with_the_reason(run, case, needle):
+    got = run[1][case]
+    assert got["failed"] is True
+    assert needle in got["msg"]
+
+
+@pytest.mark.parametrize("case", ["ic_nvidia_dkms", "ic_debian_method_old_dkms", "ic_branch_ok"])
+def test_install_checks_pass_when_they_should(run, case):
+    assert run[1][case] == {"failed": False}
 
 
 # --- documentation: README table, defaults/main.yml and argument_specs say the same ----------
