@@ -5,8 +5,9 @@ nvidia_driver / nvidia_container_toolkit facts are inventory variables, and stan
 `nvidia-smi` and `docker` come first on PATH. The fake docker answers only what `configured`
 needs (compose config, volume ls/create) and fails on anything else, so a host that goes on to
 start its containers fails in the start step, and a host that is held back finishes without
-reaching it. Two batched runs: one where nvidia-smi answers 580.95.05, one where it fails as it
-does before the reboot that loads a new driver.
+reaching it. The fake nvidia-smi answers 580.95.05, or fails as it does before the reboot that
+loads a new driver on hosts with `fake_smi: fails` (the play passes it in the environment).
+One batched run.
 """
 
 import json
@@ -33,8 +34,7 @@ SECURE_BOOT = {
 }
 CPU_MODEL = [{"model": "Qwen/Qwen2.5-0.5B-Instruct", "port": 8000, "accelerator": "cpu"}]
 
-# nvidia-smi answers 580.95.05 in this run
-SMI_ANSWERS = {
+HOSTS = {
     "ready": {**GPU, **READY},
     "ready_without_facts": {**GPU},
     "reboot_pending": {**GPU, **REBOOT},
@@ -47,17 +47,29 @@ SMI_ANSWERS = {
     "reboot_pending_configured": {**GPU, **REBOOT, "vllm_state": "configured"},
     "reboot_pending_cpu_models": {**GPU, **REBOOT, "vllm_models": CPU_MODEL},
     "driver_too_old": {**GPU, **READY, "vllm_gpu_driver_min": 590},
-}
-# nvidia-smi fails in this run (driver installed, module not loaded)
-SMI_FAILS = {
-    "smi_fails_without_facts": {**GPU},
-    "smi_fails_cpu_host": {"preflight_gpu_present": False, "preflight_gpu_count": 0},
+    # nvidia-smi fails on these (driver installed, module not loaded)
+    "smi_fails_without_facts": {**GPU, "fake_smi": "fails"},
+    "smi_fails_cpu_host": {
+        "preflight_gpu_present": False,
+        "preflight_gpu_count": 0,
+        "fake_smi": "fails",
+    },
+    "gpu_forced_without_gpu": {
+        "preflight_gpu_present": False,
+        "preflight_gpu_count": 0,
+        "nvidia_driver_status": "skipped-no-gpu",
+        "nvidia_container_toolkit_status": "skipped-no-gpu",
+        "vllm_accelerator": "gpu",
+        "fake_smi": "fails",
+    },
 }
 
 PLAYBOOK = """
 - name: Run the vllm role on faked GPU hosts
   hosts: all
   gather_facts: false
+  environment:
+    FAKE_SMI: "{{ fake_smi | default('answers') }}"
   tasks:
     - name: Fake the architecture fact
       ansible.builtin.set_fact:
@@ -82,6 +94,15 @@ case "$*" in
 esac
 echo "fake docker: not supported here: $*" >&2
 exit 1
+"""
+
+
+SMI = """#!/bin/sh
+if [ "$FAKE_SMI" = fails ]; then
+  echo "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver."
+  exit 9
+fi
+echo 580.95.05
 """
 
 
@@ -141,19 +162,8 @@ def _run(tmp: Path, hosts: dict, smi: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def smi_answers(tmp_path_factory):
-    smi = "#!/bin/sh\necho 580.95.05\n"
-    return _run(tmp_path_factory.mktemp("gate-ok"), SMI_ANSWERS, smi)
-
-
-@pytest.fixture(scope="module")
-def smi_fails(tmp_path_factory):
-    smi = (
-        "#!/bin/sh\necho \"NVIDIA-SMI has failed because it couldn't communicate with the"
-        ' NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running."\n'
-        "exit 9\n"
-    )
-    return _run(tmp_path_factory.mktemp("gate-fails"), SMI_FAILS, smi)
+def run(tmp_path_factory):
+    return _run(tmp_path_factory.mktemp("gate"), HOSTS, SMI)
 
 
 def _status(run, host):
@@ -179,14 +189,14 @@ def _went_on_to_start(run, host):
     assert host not in run["messages"]
 
 
-def test_ready_gpu_host_goes_on_to_start(smi_answers):
-    _went_on_to_start(smi_answers, "ready")
-    _went_on_to_start(smi_answers, "ready_without_facts")
+def test_ready_gpu_host_goes_on_to_start(run):
+    _went_on_to_start(run, "ready")
+    _went_on_to_start(run, "ready_without_facts")
 
 
-def test_reboot_pending_holds_vllm_back_with_the_reboot_message(smi_answers):
+def test_reboot_pending_holds_vllm_back_with_the_reboot_message(run):
     message = _held_back(
-        smi_answers,
+        run,
         "reboot_pending",
         "REBOOT REQUIRED",
         "reboot-required",
@@ -194,48 +204,50 @@ def test_reboot_pending_holds_vllm_back_with_the_reboot_message(smi_answers):
         "Reboot it",
     )
     assert "qwen2.5-0.5b-instruct" in message
-    assert _status(smi_answers, "reboot_pending") == "skipped-gpu-not-ready"
+    assert _status(run, "reboot_pending") == "skipped-gpu-not-ready"
 
 
-def test_secure_boot_block_holds_vllm_back(smi_answers):
-    _held_back(smi_answers, "secure_boot", "Secure Boot", "blocked-secure-boot", "not started")
-    assert _status(smi_answers, "secure_boot") == "skipped-gpu-not-ready"
+def test_secure_boot_block_holds_vllm_back(run):
+    _held_back(run, "secure_boot", "Secure Boot", "blocked-secure-boot", "not started")
+    assert _status(run, "secure_boot") == "skipped-gpu-not-ready"
 
 
-def test_missing_toolkit_holds_vllm_back(smi_answers):
-    _held_back(
-        smi_answers, "toolkit_missing", "nvidia_container_toolkit_status=skipped-driver-not-ready"
-    )
+def test_missing_toolkit_holds_vllm_back(run):
+    _held_back(run, "toolkit_missing", "nvidia_container_toolkit_status=skipped-driver-not-ready")
 
 
-def test_configured_state_says_so_and_stays_configured(smi_answers):
-    _held_back(smi_answers, "reboot_pending_configured", "REBOOT REQUIRED", "only configured")
-    assert _status(smi_answers, "reboot_pending_configured") == "configured"
+def test_configured_state_says_so_and_stays_configured(run):
+    _held_back(run, "reboot_pending_configured", "REBOOT REQUIRED", "only configured")
+    assert _status(run, "reboot_pending_configured") == "configured"
 
 
-def test_cpu_models_do_not_wait_for_the_gpu_driver(smi_answers):
-    _went_on_to_start(smi_answers, "reboot_pending_cpu_models")
+def test_cpu_models_do_not_wait_for_the_gpu_driver(run):
+    _went_on_to_start(run, "reboot_pending_cpu_models")
 
 
-def test_old_driver_fails_naming_the_minimum(smi_answers):
-    task, message = smi_answers["failures"]["driver_too_old"]
+def test_old_driver_fails_naming_the_minimum(run):
+    task, message = run["failures"]["driver_too_old"]
     assert task == "Check the driver is new enough for the GPU image"
     assert "580.95.05" in message
     assert "vllm_gpu_driver_min=590" in message
     assert "cu129" not in message  # no unverified fallback image is recommended
 
 
-def test_silent_driver_holds_vllm_back_when_no_earlier_play_ran(smi_fails):
+def test_silent_driver_holds_vllm_back_when_no_earlier_play_ran(run):
     _held_back(
-        smi_fails,
+        run,
         "smi_fails_without_facts",
         "nvidia-smi does not answer",
         "exit 9",
         "couldn't communicate",
     )
-    assert _status(smi_fails, "smi_fails_without_facts") == "skipped-gpu-not-ready"
+    assert _status(run, "smi_fails_without_facts") == "skipped-gpu-not-ready"
 
 
-def test_cpu_host_never_asks_the_driver(smi_fails):
-    _went_on_to_start(smi_fails, "smi_fails_cpu_host")
-    assert "Ask the NVIDIA driver for its version" not in smi_fails["ran"]["smi_fails_cpu_host"]
+def test_cpu_host_never_asks_the_driver(run):
+    _went_on_to_start(run, "smi_fails_cpu_host")
+    assert "Ask the NVIDIA driver for its version" not in run["ran"]["smi_fails_cpu_host"]
+
+
+def test_gpu_image_forced_on_a_host_without_gpu_is_held_back(run):
+    _held_back(run, "gpu_forced_without_gpu", "no NVIDIA GPU", "skipped-no-gpu")
