@@ -171,6 +171,10 @@ BAD = {
         {**gpus(1), **ARM, "vllm_image_gpu": "vllm/vllm-openai:v0.31.0-x86_64"},
         ["vllm_image_gpu", "x86_64 build", "multi-arch"],
     ),
+    "bad_facts_not_gathered": (
+        {**NO_GPU, "fake_architecture": ""},
+        ["vllm_image_cpu is empty", "architecture", "not gathered"],
+    ),
     "bad_no_cpu_image_for_arch": (
         {**NO_GPU, "fake_architecture": "ppc64le"},
         ["vllm_image_cpu is empty", "ppc64le", "x86_64, aarch64"],
