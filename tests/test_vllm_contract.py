@@ -19,6 +19,9 @@ from tests.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
 ROOT = Path(__file__).resolve().parents[1]
 GPU_IMAGE = "vllm/vllm-openai:v0.31.0"
 CPU_IMAGE = "vllm/vllm-openai-cpu:v0.31.0-x86_64"
+# upstream's arm64 CPU tag (.buildkite/scripts/publish-release-images.sh: v<version>-arm64)
+CPU_IMAGE_ARM = "vllm/vllm-openai-cpu:v0.31.0-arm64"
+ARM = {"fake_architecture": "aarch64"}
 NO_GPU = {"preflight_gpu_present": False, "preflight_gpu_count": 0}
 
 
@@ -39,6 +42,12 @@ GOOD = {
         "vllm_shm_size": "16g",
         "vllm_public_host": "llm.example.internal",
         "vllm_models": [model("Qwen2.5-7B-Instruct", 9000, tensor_parallel_size=2, gpu_count=2)],
+    },
+    "cpu_aarch64": {**NO_GPU, **ARM},
+    "gpu_aarch64_with_cpu_model": {
+        **gpus(1),
+        **ARM,
+        "vllm_models": [model("A", 8000), model("B", 8001, accelerator="cpu")],
     },
     "two_models": {
         **gpus(2),
@@ -150,6 +159,26 @@ BAD = {
         ["GPU 0", "gpu_memory_utilization", "1.20"],
     ),
     "bad_empty_model_list": ({**NO_GPU, "vllm_models": []}, ["vllm_models is empty"]),
+    "bad_x86_cpu_image_on_aarch64": (
+        {**NO_GPU, **ARM, "vllm_image_cpu": CPU_IMAGE},
+        ["vllm_image_cpu", "x86_64 build", "aarch64", CPU_IMAGE_ARM],
+    ),
+    "bad_arm_cpu_image_on_x86_64": (
+        {**NO_GPU, "vllm_image_cpu": CPU_IMAGE_ARM},
+        ["vllm_image_cpu", "aarch64 build", "x86_64"],
+    ),
+    "bad_x86_gpu_tag_on_aarch64": (
+        {**gpus(1), **ARM, "vllm_image_gpu": "vllm/vllm-openai:v0.31.0-x86_64"},
+        ["vllm_image_gpu", "x86_64 build", "multi-arch"],
+    ),
+    "bad_facts_not_gathered": (
+        {**NO_GPU, "fake_architecture": ""},
+        ["vllm_image_cpu is empty", "architecture", "not gathered"],
+    ),
+    "bad_no_cpu_image_for_arch": (
+        {**NO_GPU, "fake_architecture": "ppc64le"},
+        ["vllm_image_cpu is empty", "ppc64le", "x86_64, aarch64"],
+    ),
 }
 
 PLAYBOOK = """
@@ -157,6 +186,10 @@ PLAYBOOK = """
   hosts: all
   gather_facts: false
   tasks:
+    - name: Fake the CPU architecture fact (x86_64 unless the case says otherwise)
+      ansible.builtin.set_fact:
+        architecture: "{{ fake_architecture | default('x86_64') }}"
+        cacheable: true
     - name: Render
       ansible.builtin.include_role:
         name: vllm
@@ -314,6 +347,14 @@ def test_forced_gpu_with_count_and_shm_size(run):
     conn = _connection(run, "gpu_forced")
     assert conn["base_url"] == "http://llm.example.internal:9000/v1"
     assert conn["models"] == ["Qwen/Qwen2.5-7B-Instruct"]
+
+
+def test_cpu_image_follows_the_architecture(run):
+    svc = _compose(run, "cpu_aarch64")["services"]["vllm-qwen2-5-0-5b-instruct"]
+    assert svc["image"] == CPU_IMAGE_ARM
+    services = _compose(run, "gpu_aarch64_with_cpu_model")["services"]
+    assert services["vllm-qwen-a"]["image"] == GPU_IMAGE  # multi-arch tag, no suffix
+    assert services["vllm-qwen-b"]["image"] == CPU_IMAGE_ARM
 
 
 def test_two_gpu_models_and_a_cpu_one(run):
