@@ -50,6 +50,7 @@ STORE_ADDRESSES = {
 WEB_SERVICE = "langfuse-web"
 WORKER_SERVICE = "langfuse-worker"
 WORKER_GRACE_S = 5.0
+WEB_START_TIMEOUT_S = 900.0
 
 
 class StackError(RuntimeError):
@@ -217,13 +218,15 @@ class RealStack:
         log = self.run_dir / "logs" / f"{name}.log"
         return StackError(f"realstack: {name} did not come up: {why}; log {log}:\n{log_tail(log)}")
 
-    def wait_http(self, comp: Component, url: str, timeout: float, want: str = "") -> str:
+    def wait_http(
+        self, comp: Component, url: str, timeout: float, want: str = "", probe_s: float = 5.0
+    ) -> str:
         deadline = time.monotonic() + timeout
         status, body = 0, ""
         while time.monotonic() < deadline:
             if comp.proc is not None and comp.proc.poll() is not None:
                 raise self.fail(comp, f"exited with {comp.proc.returncode}")
-            status, body = http_ok(url)
+            status, body = http_ok(url, min(probe_s, max(1.0, deadline - time.monotonic())))
             if status == 200 and want in body:
                 return body
             time.sleep(0.3)
@@ -478,11 +481,11 @@ class RealStack:
         t0 = time.monotonic()
         # Processes started by hand bind where HOSTNAME says (Docker sets it to the container
         # id); listen on loopback only.
-        worker = self.component("worker")
+        worker = self.component("langfuse-worker")
         env = tool.env(**worker_env, HOSTNAME=LOCAL, PORT=str(self.ports["worker"]))
         node = str(tool.node_bin / "node")
         worker.start([node, "dist/index.js"], env, self.built.root / "worker")
-        web = self.component("web")
+        web = self.component("langfuse-web")
         env = tool.env(**web_env, HOSTNAME=LOCAL, PORT=str(self.ports["web"]))
         next_bin = str(self.built.root / "web" / "node_modules" / ".bin" / "next")
         web.start(
@@ -491,7 +494,9 @@ class RealStack:
             self.built.root / "web",
         )
         health = f"{self.base_url}/api/public/health?failIfDatabaseUnavailable=true"
-        body = self.wait_http(web, health, 300, '"OK"')
+        # `next dev` compiles each route on its first request: minutes on a busy 2-core machine
+        # the first time, seconds once its cache (in the built tree) is warm.
+        body = self.wait_http(web, health, WEB_START_TIMEOUT_S, '"OK"', probe_s=120)
         self.version = json.loads(body).get("version", "")
         self.timings["web"] = time.monotonic() - t0
         self.wait_http(worker, f"{self.worker_url}/api/health", 180, "ok")
@@ -500,7 +505,7 @@ class RealStack:
 
     def stop(self) -> None:
         for comp in reversed(self.components):
-            comp.stop(WORKER_GRACE_S if comp.name == "worker" else 5.0)
+            comp.stop(WORKER_GRACE_S if comp.name == "langfuse-worker" else 5.0)
         if self._pg_data is not None and (self._pg_data / "postmaster.pid").exists():
             subprocess.run(
                 [self._pg_ctl, "-D", str(self._pg_data), "-m", "fast", "-w", "stop"],
