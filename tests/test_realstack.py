@@ -7,6 +7,8 @@ test-realstack` runs these, `make test-unit` leaves them out. The first run buil
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -17,7 +19,7 @@ import httpx
 import pytest
 
 from tests.realstack.build import REPO_ROOT
-from tests.realstack.stack import LLMEndpoint, RealStack, free_port, http_ok
+from tests.realstack.stack import LLMEndpoint, RealStack, StackError, free_port, http_ok
 from tests.standin.harness import LLM_API_KEY, SERVED_MODEL, run_smoke
 from tests.standin.llm_server import LLMServerProcess
 
@@ -122,3 +124,27 @@ def test_clickhouse_front_reads_back_a_datetime64_microsecond_integer(tmp_path: 
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_a_misnamed_variable_in_the_role_fails_the_start_naming_langfuse(
+    standin_llm: LLMServerProcess, real_stack: RealStack, tmp_path: Path
+) -> None:
+    """CLICKHOUSE_URL renamed in the role's langfuse.env.j2: the real worker refuses to start
+    and the harness says which Langfuse component did not come up, with its log."""
+    roles = tmp_path / "roles"
+    shutil.copytree(REPO_ROOT / "roles", roles)
+    template = roles / "langfuse" / "templates" / "langfuse.env.j2"
+    text = template.read_text()
+    assert "\nCLICKHOUSE_URL=" in text
+    template.write_text(text.replace("\nCLICKHOUSE_URL=", "\nCLICKHOUSE_URI=", 1))
+    broken = RealStack(
+        tmp_path / "stack",
+        LLMEndpoint(standin_llm.base_url, LLM_API_KEY, SERVED_MODEL),
+        roles_dir=roles,
+    )
+    with pytest.raises(StackError) as failed:
+        broken.start()
+    first_line = str(failed.value).splitlines()[0]
+    assert re.match(r"realstack: langfuse-(worker|web) did not come up", first_line), first_line
+    assert "CLICKHOUSE_URL" in str(failed.value)
+    assert all(c.proc is None or c.proc.poll() is not None for c in broken.components)

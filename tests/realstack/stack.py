@@ -190,6 +190,9 @@ class RealStack:
 
     run_dir: Path
     llm: LLMEndpoint
+    # Where ansible finds the roles (default: this repository's); a test points it at a copy
+    # with a deliberately broken template.
+    roles_dir: Path | None = None
     ports: dict[str, int] = field(default_factory=dict)
     components: list[Component] = field(default_factory=list)
     built: BuiltTree | None = None
@@ -303,7 +306,11 @@ class RealStack:
         log = self.run_dir / "logs" / "render.log"
         proc = subprocess.run(
             [ANSIBLE_PLAYBOOK, "-i", str(inventory / "hosts.yml"), str(HERE / "render.yml")],
-            env=ansible_env(self.run_dir, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default"),
+            env=ansible_env(
+                self.run_dir,
+                ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
+                ANSIBLE_ROLES_PATH=str(self.roles_dir or REPO_ROOT / "roles"),
+            ),
             cwd=self.run_dir,
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
@@ -485,6 +492,10 @@ class RealStack:
         env = tool.env(**worker_env, HOSTNAME=LOCAL, PORT=str(self.ports["worker"]))
         node = str(tool.node_bin / "node")
         worker.start([node, "dist/index.js"], env, self.built.root / "worker")
+        # The worker first: it validates the env the role rendered and exits on a bad one, so a
+        # misnamed variable is reported with the worker's own message before web compiles.
+        self.wait_http(worker, f"{self.worker_url}/api/health", 180, "ok")
+        self.timings["worker"] = time.monotonic() - t0
         web = self.component("langfuse-web")
         env = tool.env(**web_env, HOSTNAME=LOCAL, PORT=str(self.ports["web"]))
         next_bin = str(self.built.root / "web" / "node_modules" / ".bin" / "next")
@@ -499,8 +510,8 @@ class RealStack:
         body = self.wait_http(web, health, WEB_START_TIMEOUT_S, '"OK"', probe_s=120)
         self.version = json.loads(body).get("version", "")
         self.timings["web"] = time.monotonic() - t0
-        self.wait_http(worker, f"{self.worker_url}/api/health", 180, "ok")
-        self.timings["worker"] = time.monotonic() - t0
+        if worker.proc is not None and worker.proc.poll() is not None:
+            raise self.fail(worker, f"exited with {worker.proc.returncode}")
         say(f"Langfuse web {self.version} and worker healthy")
 
     def stop(self) -> None:
