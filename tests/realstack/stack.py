@@ -13,6 +13,7 @@ reaches the real Langfuse exactly as a deploy would hand it over.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -512,6 +513,41 @@ class RealStack:
         self.timings["web"] = time.monotonic() - t0
         if worker.proc is not None and worker.proc.poll() is not None:
             raise self.fail(worker, f"exited with {worker.proc.returncode}")
+        self.warm_routes(web)
+
+    # The public API routes `pytest smoke` uses. `next dev` compiles a route on its first
+    # request, which can take longer than the SDK's 5 s export timeout on a busy machine.
+    WARM_ROUTES = (
+        ("GET", "/api/public/projects", None),
+        ("POST", "/api/public/otel/v1/traces", b""),
+        ("POST", "/api/public/ingestion", b'{"batch": []}'),
+        ("GET", "/api/public/v2/observations?limit=1", None),
+        ("GET", "/api/public/v3/scores?limit=1", None),
+    )
+
+    def warm_routes(self, web: Component) -> None:
+        """Request each route once (any answer will do) so it is compiled before the tests."""
+        assert self.app_env_file is not None
+        values = dict(
+            line.split("=", 1) for line in self.app_env_file.read_text().splitlines() if "=" in line
+        )
+        token = base64.b64encode(
+            f"{values['LANGFUSE_PUBLIC_KEY']}:{values['LANGFUSE_SECRET_KEY']}".encode()
+        ).decode()
+        t0 = time.monotonic()
+        for method, path, body in self.WARM_ROUTES:
+            request = urllib.request.Request(f"{self.base_url}{path}", data=body, method=method)  # noqa: S310 - local URL
+            request.add_header("Authorization", f"Basic {token}")
+            request.add_header("Content-Type", "application/json")
+            try:
+                with urllib.request.urlopen(request, timeout=600):  # noqa: S310 - local URL
+                    pass
+            except urllib.error.HTTPError:
+                pass  # compiled; the answer itself does not matter
+            except OSError as exc:
+                raise self.fail(web, f"{method} {path} got no answer ({exc})") from exc
+        self.timings["warm_routes"] = time.monotonic() - t0
+        say(f"compiled the API routes the smoke suite uses in {self.timings['warm_routes']:.1f} s")
         say(f"Langfuse web {self.version} and worker healthy")
 
     def stop(self) -> None:
