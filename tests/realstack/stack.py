@@ -14,6 +14,7 @@ reaches the real Langfuse exactly as a deploy would hand it over.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import re
@@ -203,6 +204,7 @@ class RealStack:
     _pg_ctl: str = ""
     _pg_data: Path | None = None
     _pg_user: str = ""
+    _web_lock: IO[str] | None = None
 
     @property
     def base_url(self) -> str:
@@ -498,6 +500,14 @@ class RealStack:
         self.wait_http(worker, f"{self.worker_url}/api/health", 180, "ok")
         self.timings["worker"] = time.monotonic() - t0
         web = self.component("langfuse-web")
+        # `next dev` keeps its state in the built tree's web/.next: one web per tree at a time.
+        self._web_lock = (self.built.root / ".glassbox-web.lock").open("w")
+        try:
+            fcntl.flock(self._web_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise self.fail(
+                web, f"another real stack runs `next dev` from {self.built.root}; stop it first"
+            ) from None
         env = tool.env(**web_env, HOSTNAME=LOCAL, PORT=str(self.ports["web"]))
         next_bin = str(self.built.root / "web" / "node_modules" / ".bin" / "next")
         web.start(
@@ -553,6 +563,9 @@ class RealStack:
     def stop(self) -> None:
         for comp in reversed(self.components):
             comp.stop(WORKER_GRACE_S if comp.name == "langfuse-worker" else 5.0)
+        if self._web_lock is not None:
+            self._web_lock.close()
+            self._web_lock = None
         if self._pg_data is not None and (self._pg_data / "postmaster.pid").exists():
             subprocess.run(
                 [self._pg_ctl, "-D", str(self._pg_data), "-m", "fast", "-w", "stop"],
