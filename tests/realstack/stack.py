@@ -249,7 +249,9 @@ class RealStack:
             binaries = ensure_store_binaries(self.run_dir / "logs" / "apt.log")
             for name in ("web", "worker", *sorted(set(STORE_ADDRESSES.values()))):
                 self.ports[name] = free_port()
+            t1 = time.monotonic()
             compose = self.render()
+            self.timings["render"] = time.monotonic() - t1
             t1 = time.monotonic()
             web_env = localise(service_env(compose, WEB_SERVICE), self.ports)
             worker_env = localise(service_env(compose, WORKER_SERVICE), self.ports)
@@ -263,9 +265,10 @@ class RealStack:
         except BaseException:
             self.stop()
             raise
+        steps = ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items() if k != "total")
         say(
             f"Langfuse {self.version} up at {self.base_url} in {self.timings['total']:.1f} s "
-            f"(build/cache {self.timings['build']:.1f} s); app env file {self.app_env_file}"
+            f"({steps}); app env file {self.app_env_file}"
         )
         return self
 
