@@ -6,7 +6,6 @@ its Langfuse and vLLM settings, and how it reads a trace back through the Langfu
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import threading
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -90,32 +90,28 @@ def server_too_old(server: str, sdk: str) -> str | None:
     )
 
 
-class Rejections(logging.Handler):
+class Rejections:
     """Requests Langfuse web REJECTED (4xx other than auth), collected while a test runs.
 
     The SDK never raises to the app: OTLP span batches answered 4xx are dropped with an ERROR
-    from the OpenTelemetry exporter's logger, and REST posts (scores) through the SDK's httpx
-    client, which SDK 4.x drops without a word. Both are captured here, so the suite fails at
-    once naming the endpoint and the server's message instead of polling to its deadline.
-    401/403 are left to the bad-key diagnosis.
+    log that carries only the status line, and SDK 4.x drops a rejected score batch without a
+    word. So the suite looks at the answers themselves: a response hook on the SDK's httpx
+    client (scores, projects) and, while attached, a wrapper around `requests`' Session.send
+    (the OpenTelemetry exporter's transport) that records 4xx answers to the OTLP endpoint with
+    the server's message. The suite then fails at once naming the endpoint and that message,
+    instead of polling to its deadline. 401/403 are left to the bad-key diagnosis.
     """
 
     OTLP_PATH = "/api/public/otel/v1/traces"
-    OTLP_FAILURE = re.compile(r"Failed to export \w+ batch code: (\d+), reason: (.*)", re.DOTALL)
 
     def __init__(self) -> None:
-        super().__init__(logging.ERROR)
         self.found: list[str] = []
         self._guard = threading.Lock()
+        self._original_send: Any = None
 
     @staticmethod
     def _is_rejection(status: int) -> bool:
         return 400 <= status < 500 and status not in {401, 403}
-
-    def emit(self, record: logging.LogRecord) -> None:
-        match = self.OTLP_FAILURE.search(record.getMessage())
-        if match and self._is_rejection(int(match.group(1))):
-            self._add(f"POST {self.OTLP_PATH} answered {match.group(1)}: {match.group(2)[:300]}")
 
     def on_response(self, response: httpx.Response) -> None:
         """httpx response hook for the SDK's REST client."""
@@ -151,10 +147,32 @@ class Rejections(logging.Handler):
             )
 
     def attach(self) -> None:
-        logging.getLogger("opentelemetry.exporter").addHandler(self)
+        import requests  # noqa: PLC0415 - the OTLP exporter's HTTP library
+
+        original = requests.Session.send
+        rejections = self
+
+        def send(session: Any, request: Any, **kwargs: Any) -> Any:
+            response = original(session, request, **kwargs)
+            path = urlsplit(request.url).path
+            if path.endswith(rejections.OTLP_PATH) and rejections._is_rejection(
+                response.status_code
+            ):
+                rejections._add(
+                    f"POST {rejections.OTLP_PATH} answered {response.status_code}: "
+                    f"{response.text[:300]}"
+                )
+            return response
+
+        self._original_send = original
+        requests.Session.send = send  # type: ignore[method-assign]
 
     def detach(self) -> None:
-        logging.getLogger("opentelemetry.exporter").removeHandler(self)
+        import requests  # noqa: PLC0415
+
+        if self._original_send is not None:
+            requests.Session.send = self._original_send  # type: ignore[method-assign]
+            self._original_send = None
 
 
 class ConfigError(Exception):

@@ -47,6 +47,15 @@ def test_ingestion_within_the_deadline_is_polled_until_readable(
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
 
 
+def test_polling_waits_for_the_span_as_well_as_the_generation(
+    standin_llm: LLMServerProcess, langfuse_double: MakeDouble, app_env_for: WriteEnv
+) -> None:
+    """The generation is readable before its parent span: the suite must keep polling."""
+    double = langfuse_double(span_delay_s=4)
+    result = run_smoke(*_nodes(PIPELINE), env_file=app_env_for(standin_llm, double), deadline_s=30)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+
+
 def test_ingestion_stuck_past_the_deadline(
     standin_llm: LLMServerProcess, langfuse_double: MakeDouble, app_env_for: WriteEnv
 ) -> None:

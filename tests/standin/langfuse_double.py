@@ -14,6 +14,8 @@ mapping (see otel_mapping.py). Faults it injects, to exercise the smoke suite's 
 - ``drop_usage``: generations are stored without usage or cost;
 - ``version``: what ``/api/public/health`` reports;
 - ``reject_ingest``: OTLP span batches answer 400 with a message (a request web rejects);
+- ``span_delay_s``: SPAN observations become readable that much later than the rest (the real
+  pipeline makes a trace's observations visible one by one);
 - down: simply do not start it, or ``stop()`` it.
 """
 
@@ -84,6 +86,7 @@ class DoubleConfig:
     ingest_delay_s: float = 0.0
     drop_usage: bool = False
     reject_ingest: str = ""
+    span_delay_s: float = 0.0
     project_id: str = "standin-project"
     project_name: str = "glassbox stand-in"
 
@@ -151,10 +154,11 @@ class LangfuseDouble:
         visible_at = time.monotonic() + self.config.ingest_delay_s
         with self.store.lock:
             for obs in observations:
+                later = self.config.span_delay_s if obs.get("type") == "SPAN" else 0.0
                 if self.config.drop_usage:
                     obs["usageDetails"] = {}
                     obs["costDetails"] = {}
-                self.store.observations.append((visible_at, obs))
+                self.store.observations.append((visible_at + later, obs))
 
     def add_scores(self, items: list[dict[str, Any]]) -> None:
         visible_at = time.monotonic() + self.config.ingest_delay_s
