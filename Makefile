@@ -15,7 +15,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements-model.txt scripts/bootstrap-venv.sh
+$(STAMP): requirements.txt requirements-model.txt requirements-realstack.txt scripts/bootstrap-venv.sh
 	scripts/bootstrap-venv.sh $(VENV) $(PYTHON)
 	@touch $@
 
@@ -39,7 +39,15 @@ lint: $(STAMP) ## yamllint, ansible-lint (production profile), ruff
 
 .PHONY: test-unit
 test-unit: $(STAMP) ## contract, argument-spec and stand-in-stack tests (no containers)
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests -m "not realstack"
+
+.PHONY: test-realstack
+test-realstack: $(STAMP) ## the smoke suite against the real Langfuse v4 from source (builds once, cached)
+	$(BIN)/pytest tests -m realstack -s
+
+.PHONY: realstack
+realstack: $(STAMP) ## start the real Langfuse stack + stand-in LLM and keep it up (Ctrl-C stops it)
+	$(BIN)/python -m tests.realstack up
 
 .PHONY: test-host
 test-host: ## start dockerd and build the offline Debian 13 image if missing (root)
@@ -50,7 +58,7 @@ test-molecule: $(STAMP) test-host ## molecule test: converge site.yml on a Debia
 	$(BIN)/molecule test -s default
 
 .PHONY: test
-test: lint test-unit test-molecule ## everything CI runs
+test: lint test-unit test-realstack test-molecule ## everything CI runs
 
 .PHONY: clean
 clean: ## remove the venv and Molecule instances (keeps the cached base image)

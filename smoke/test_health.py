@@ -1,4 +1,5 @@
-"""Component health, one test each: vLLM is up and serves the model; Langfuse is 4.x; keys work.
+"""Component health, one test each: vLLM is up and serves the model; Langfuse is a 4.x new
+enough for the pinned SDK; keys work.
 
 Each failure names the component and where to look, so a red run reads as a to-do list.
 """
@@ -38,7 +39,8 @@ def test_vllm_lists_served_model(settings: gs.Settings) -> None:
 
 
 def test_langfuse_health_is_v4_with_database(settings: gs.Settings) -> None:
-    """Langfuse web health reports status OK, version 4.x, with its database reachable."""
+    """Langfuse web health reports status OK, version 4.x at least as new as the pinned SDK
+    needs (gs.SERVER_MINIMUM_FOR_SDK), with its database reachable."""
     url = f"{settings.langfuse_base_url}/api/public/health"
     try:
         response = httpx.get(url, params={"failIfDatabaseUnavailable": "true"}, timeout=10.0)
@@ -56,6 +58,8 @@ def test_langfuse_health_is_v4_with_database(settings: gs.Settings) -> None:
         f"Langfuse VERSION: the server reports {version!r}, this stack needs Langfuse 4.x "
         "(the suite reads traces through the v4 API). Check the langfuse image tag."
     )
+    too_old = gs.server_too_old(version, gs.sdk_version())
+    assert too_old is None, too_old
 
 
 def test_langfuse_keys_authenticate(settings: gs.Settings, langfuse: Any) -> None:

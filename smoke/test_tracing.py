@@ -38,8 +38,15 @@ def _ids(langfuse: Any) -> dict[str, str]:
     }
 
 
-def _has_generation(observations: list[dict[str, Any]]) -> bool:
-    return bool(gs.by_type(observations, "GENERATION"))
+def _span_and_generation(span_id: str) -> Any:
+    """Done when the pipeline span AND a generation are readable: the real pipeline (web -> S3
+    -> Redis -> worker -> ClickHouse) makes observations visible one by one."""
+
+    def done(observations: list[dict[str, Any]]) -> bool:
+        has_span = any(obs["id"] == span_id for obs in observations)
+        return has_span and bool(gs.by_type(observations, "GENERATION"))
+
+    return done
 
 
 def _check_generation(
@@ -82,7 +89,9 @@ def test_traced_pipeline_lands_with_usage(
     assert captured["usage"] is not None, "vLLM returned no `usage` on a chat completion"
     trace_id = captured["trace"]
     observations = langfuse_reader.observations(
-        trace_id, _has_generation, f"trace {trace_id} (pipeline span + generation)"
+        trace_id,
+        _span_and_generation(captured["span"]),
+        f"trace {trace_id} (pipeline span + generation)",
     )
     ctx = {"settings": settings, "url": gs.trace_url(langfuse, trace_id)}
     _check_generation(observations, captured, captured["usage"], ctx)
@@ -114,7 +123,9 @@ def test_streamed_completion_lands_with_usage(
     )
     trace_id = captured["trace"]
     observations = langfuse_reader.observations(
-        trace_id, _has_generation, f"streamed trace {trace_id}"
+        trace_id,
+        _span_and_generation(captured["span"]),
+        f"streamed trace {trace_id} (span + generation)",
     )
     ctx = {"settings": settings, "url": gs.trace_url(langfuse, trace_id)}
     _check_generation(observations, captured, captured["usage"], ctx)
@@ -143,11 +154,12 @@ def test_failed_call_is_an_error_observation(
     )
     trace_id = captured["trace"]
 
-    def has_error(observations: list[dict[str, Any]]) -> bool:
-        return any(obs.get("level") == "ERROR" for obs in observations)
+    def has_span_and_error(observations: list[dict[str, Any]]) -> bool:
+        has_span = any(obs["id"] == captured["span"] for obs in observations)
+        return has_span and any(obs.get("level") == "ERROR" for obs in observations)
 
     observations = langfuse_reader.observations(
-        trace_id, has_error, f"the ERROR observation of trace {trace_id}"
+        trace_id, has_span_and_error, f"the span and ERROR observation of trace {trace_id}"
     )
     errors = [obs for obs in observations if obs.get("level") == "ERROR"]
     assert errors[0]["parentObservationId"] == captured["span"], (

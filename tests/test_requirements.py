@@ -44,7 +44,7 @@ def test_every_collection_used_by_the_code_is_listed():
 
 
 def test_python_requirements_are_exact_pins():
-    for name in ("requirements.txt", "requirements-model.txt"):
+    for name in ("requirements.txt", "requirements-model.txt", "requirements-realstack.txt"):
         for raw in (REPO / name).read_text().splitlines():
             line = raw.split("#")[0].strip()
             if line:

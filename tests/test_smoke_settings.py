@@ -73,3 +73,30 @@ def test_nothing_configured_is_one_line(gs: ModuleType, tmp_path: Path) -> None:
         gs.load_settings({"GLASSBOX_ENV_FILE": str(tmp_path / "missing.env")})
     assert "\n" not in str(raised.value)
     assert "does not exist" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("server", "sdk", "verdict"),
+    [
+        ("4.16.0", "4.18.0", None),
+        ("4.59.0", "4.18.0", None),
+        ("4.15.9", "4.18.0", "the server is 4.15.9, older than 4.16.0"),
+        ("4.16.0", "5.0.4", "the server is 4.16.0, older than 4.59.0"),
+        ("4.58.3", "5.0.4", "the server is 4.58.3, older than 4.59.0"),
+        ("4.59.0", "5.0.4", None),
+        ("4.100.1", "5.0.4", None),
+    ],
+)
+def test_server_floor_of_the_pinned_sdk(
+    gs: ModuleType, server: str, sdk: str, verdict: str | None
+) -> None:
+    message = gs.server_too_old(server, sdk)
+    if verdict is None:
+        assert message is None
+    else:
+        assert verdict in message
+        assert f"SDK {sdk}" in message
+
+
+def test_unknown_sdk_major_is_reported(gs: ModuleType) -> None:
+    assert "SDK 6.0.0" in gs.server_too_old("4.59.0", "6.0.0")

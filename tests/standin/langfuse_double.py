@@ -1,15 +1,21 @@
-"""A Langfuse v4 *contract double*: the HTTP surface the smoke suite and SDK 5 touch, nothing more.
+"""A Langfuse v4 *contract double*, kept only for FAULTS the real server cannot show on demand.
 
-It is not Langfuse. It speaks the wire contract in /work/shared/reference/langfuse-wire.md:
-OTLP/HTTP protobuf (gzip) ingestion with Basic auth, the v2 observations and v3 scores read APIs,
-health and projects, with the server's span-to-observation mapping (see otel_mapping.py).
-Faults can be injected to exercise the smoke suite's failure messages:
+It is not Langfuse: every happy-path and shape test runs against the real Langfuse
+(tests/realstack). The double speaks the wire contract described in
+../shared/reference/langfuse-wire.md as server 4.16.0 does (the version it claims): OTLP/HTTP
+protobuf (gzip) ingestion with Basic auth, scores as one object on /api/public/scores (an array
+is a 400, as on 4.16.0) or as `score-create` events on /api/public/ingestion (207), the v2
+observations and v3 scores read APIs, health and projects, with the server's span-to-observation
+mapping (see otel_mapping.py). Faults it injects, to exercise the smoke suite's failure messages:
 
 - ``ingest_delay_s``: ingested data becomes readable only after that many seconds
   (a stuck worker / ClickHouse when larger than the suite's deadline);
 - different ``public_key`` / ``secret_key`` than the client uses: every authed call answers 401;
 - ``drop_usage``: generations are stored without usage or cost;
 - ``version``: what ``/api/public/health`` reports;
+- ``reject_ingest``: OTLP span batches answer 400 with a message (a request web rejects);
+- ``span_delay_s``: SPAN observations become readable that much later than the rest (the real
+  pipeline makes a trace's observations visible one by one);
 - down: simply do not start it, or ``stop()`` it.
 """
 
@@ -79,6 +85,8 @@ class DoubleConfig:
     version: str = "4.16.0"
     ingest_delay_s: float = 0.0
     drop_usage: bool = False
+    reject_ingest: str = ""
+    span_delay_s: float = 0.0
     project_id: str = "standin-project"
     project_name: str = "glassbox stand-in"
 
@@ -146,10 +154,11 @@ class LangfuseDouble:
         visible_at = time.monotonic() + self.config.ingest_delay_s
         with self.store.lock:
             for obs in observations:
+                later = self.config.span_delay_s if obs.get("type") == "SPAN" else 0.0
                 if self.config.drop_usage:
                     obs["usageDetails"] = {}
                     obs["costDetails"] = {}
-                self.store.observations.append((visible_at, obs))
+                self.store.observations.append((visible_at + later, obs))
 
     def add_scores(self, items: list[dict[str, Any]]) -> None:
         visible_at = time.monotonic() + self.config.ingest_delay_s
@@ -229,6 +238,7 @@ class _Handler(BaseHTTPRequestHandler):
         routes = {
             "/api/public/otel/v1/traces": self._otel_traces,
             "/api/public/scores": self._post_scores,
+            "/api/public/ingestion": self._post_ingestion,
         }
         if path not in routes:
             self._send(HTTPStatus.NOT_FOUND, {"message": "Not found", "error": path})
@@ -248,6 +258,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, {"data": [project]})
 
     def _otel_traces(self, body: bytes) -> None:
+        if self.double.config.reject_ingest:
+            self._send(HTTPStatus.BAD_REQUEST, {"error": self.double.config.reject_ingest})
+            return
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if content_type != "application/x-protobuf":
             self._send(
@@ -279,23 +292,40 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._send(HTTPStatus.BAD_REQUEST, {"message": "Invalid JSON body"})
             return
-        items = parsed if isinstance(parsed, list) else [parsed]
-        stored = []
-        for item in items:
-            score = self._inflate_score(item)
+        # 4.16.0 takes one object (PostScoresBodyV1); SDK 5's array is a zod 400 there.
+        score = self._inflate_score(parsed)
+        if score is None:
+            got = "array" if isinstance(parsed, list) else type(parsed).__name__
+            issue = {"message": f"Invalid input: expected object, received {got}"}
+            self._send(
+                HTTPStatus.BAD_REQUEST, {"message": "Invalid request data", "error": [issue]}
+            )
+            return
+        self.double.add_scores([score])
+        self._send(HTTPStatus.OK, {"id": score["id"]})
+
+    def _post_ingestion(self, body: bytes) -> None:
+        """The batch route SDK 4.x sends scores to: `score-create` events, answered 207."""
+        try:
+            batch = json.loads(body or b"null").get("batch")
+        except (ValueError, AttributeError):
+            batch = None
+        if not isinstance(batch, list):
+            self._send(HTTPStatus.BAD_REQUEST, {"message": "Invalid request data"})
+            return
+        successes, errors, stored = [], [], []
+        for event in batch:
+            event_id = event.get("id") if isinstance(event, dict) else None
+            score = None
+            if isinstance(event, dict) and event.get("type") == "score-create":
+                score = self._inflate_score(event.get("body"))
             if score is None:
-                issue = {"message": "score needs a name and a number, bool or string value"}
-                self._send(
-                    HTTPStatus.BAD_REQUEST,
-                    {"message": "Invalid request data", "error": [issue]},
-                )
-                return
+                errors.append({"id": event_id, "status": 400, "message": "Invalid request data"})
+                continue
             stored.append(score)
+            successes.append({"id": event_id, "status": 201})
         self.double.add_scores(stored)
-        if isinstance(parsed, list):  # SDK 5 batches; see langfuse-wire.md section 0
-            self._send(HTTPStatus.ACCEPTED, {"message": "Accepted"})
-        else:
-            self._send(HTTPStatus.OK, {"id": stored[0]["id"]})
+        self._send(HTTPStatus.MULTI_STATUS, {"successes": successes, "errors": errors})
 
     def _inflate_score(self, item: Any) -> dict[str, Any] | None:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):

@@ -1,6 +1,6 @@
 """OTEL span -> Langfuse observation mapping, as the Langfuse v4 server does it.
 
-Written from the rules in /work/shared/reference/langfuse-wire.md section 3 (server 4.16.0:
+Written from the rules in ../shared/reference/langfuse-wire.md section 3 (server 4.16.0:
 OtelIngestionProcessor.processToEvent, ObservationTypeMapper, the worker's usage handling).
 Pure functions only, so the contract double and its unit tests share one implementation.
 """
