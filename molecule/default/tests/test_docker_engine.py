@@ -13,9 +13,19 @@ def test_docker_service_enabled_and_running(host):
     assert service.is_enabled
 
 
-def test_compose_v2_answers(host):
+def test_compose_answers_with_a_supported_version(host):
     out = host.check_output("docker compose version --short")
-    assert out.lstrip("v").startswith("2."), out
+    numbers = tuple(int(x) for x in out.lstrip("v").split("+")[0].split(".")[:3])
+    assert numbers >= (2, 18, 0), out  # community.docker's MINIMUM_COMPOSE_VERSION
+
+
+def test_docker_cli_installed_although_apt_skips_recommends(host):
+    # prepare.yml turned recommends off; Debian 13's docker.io only recommends docker-cli.
+    conf = host.file("/etc/apt/apt.conf.d/99glassbox-no-recommends")
+    assert 'APT::Install-Recommends "false";' in conf.content_string
+    assert host.run("apt-config dump APT::Install-Recommends").stdout.strip().endswith('"false";')
+    assert host.package("docker-cli").is_installed
+    assert host.exists("docker")
 
 
 def test_daemon_json_is_valid_rotates_logs_and_has_one_writer(host):
