@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 IMAGE = "glassbox-verify/true:local"
 
@@ -15,7 +16,10 @@ def test_docker_service_enabled_and_running(host):
 
 def test_compose_answers_with_a_supported_version(host):
     out = host.check_output("docker compose version --short")
-    numbers = tuple(int(x) for x in out.lstrip("v").split("+")[0].split(".")[:3])
+    # "2.26.1-4" on Debian 13, "v5.0.2" from Docker's repository: the leading x.y.z counts
+    match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", out)
+    assert match, out
+    numbers = tuple(int(x) for x in match.groups())
     assert numbers >= (2, 18, 0), out  # community.docker's MINIMUM_COMPOSE_VERSION
 
 
