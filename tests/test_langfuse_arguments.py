@@ -33,6 +33,24 @@ CASES: dict[str, tuple[dict, str]] = {
         "langfuse_clickhouse_external_migration_url",
     ),
     "port_type": ({"langfuse_web_port": "web"}, "langfuse_web_port"),
+    # MinIO serves plain HTTP: an https Langfuse needs an https (TLS proxy) media endpoint.
+    "media_http_behind_https": (
+        {"langfuse_media_upload_enabled": True, "langfuse_public_url": "https://lf.example.com"},
+        "langfuse_s3_public_url",
+    ),
+    "media_url_path": (
+        {"langfuse_media_upload_enabled": True, "langfuse_s3_public_url": "http://h:9090/s3"},
+        "langfuse_s3_public_url",
+    ),
+    # "auto" suits MinIO and R2, not AWS S3: an external store names its region.
+    "s3_external_no_region": (
+        {
+            "langfuse_s3_external_endpoint": "https://s3.eu-central-1.amazonaws.com",
+            "langfuse_s3_access_key": "AKIAEXAMPLE",
+            "langfuse_s3_secret_key": "external-secret-key",
+        },
+        "langfuse_s3_region",
+    ),
 }
 # Valid given values: the same run must accept them (proves the checks are not simply always red).
 GOOD = {
@@ -43,6 +61,9 @@ GOOD = {
     "langfuse_clickhouse_password": "0123abcdef",
     "langfuse_admin_password": "Sup3r-Secret!",
     "langfuse_admin_email": "ops@example.org",
+    "langfuse_media_upload_enabled": True,
+    "langfuse_public_url": "https://lf.example.org",
+    "langfuse_s3_public_url": "https://s3.lf.example.org",
 }
 
 

@@ -23,12 +23,14 @@ GIVEN_SECRET_KEY = "sk-lf-given-secret-0001"  # noqa: S105 -- a test value, not 
 SCENARIOS: dict[str, dict] = {
     # The single-host default: every store bundled, no media uploads.
     "single": {},
-    # External PostgreSQL and Redis, media uploads on, a custom https public URL.
+    # External PostgreSQL and Redis, media uploads on, a custom https public URL, so the
+    # bundled MinIO's public endpoint is a TLS proxy's https URL.
     "external": {
         "langfuse_postgres_external_url": "postgresql://lf:pw@db.example.com:5432/langfuse",
         "langfuse_redis_external_url": "rediss://default:pw@cache.example.com:6380/0",
         "langfuse_media_upload_enabled": True,
         "langfuse_public_url": "https://langfuse.example.com",
+        "langfuse_s3_public_url": "https://s3.langfuse.example.com",
     },
     # Bundled stores, media uploads on, custom public URL and port; keys from inventory.
     "media": {
@@ -49,6 +51,8 @@ SCENARIOS: dict[str, dict] = {
         "langfuse_s3_external_endpoint": "https://s3.example.com",
         "langfuse_s3_access_key": "AKIAEXAMPLE",
         "langfuse_s3_secret_key": "external-secret-key",
+        "langfuse_s3_region": "eu-central-1",
+        "langfuse_media_upload_enabled": True,
     },
 }
 
@@ -191,17 +195,48 @@ def test_web_and_worker_have_every_required_variable(rendered, scenario):
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_public_url_drives_nextauth_and_media_endpoint(rendered, scenario):
-    r = rendered[scenario]
-    env = r.env("langfuse-web")
+def test_public_url_drives_nextauth(rendered, scenario):
+    env = rendered[scenario].env("langfuse-web")
     public_url = SCENARIOS[scenario].get("langfuse_public_url", f"http://{scenario}:3000")
     assert env["NEXTAUTH_URL"] == public_url
     assert "localhost" not in env["NEXTAUTH_URL"]
-    if "LANGFUSE_S3_MEDIA_UPLOAD_ENDPOINT" in env:
-        media = urlsplit(env["LANGFUSE_S3_MEDIA_UPLOAD_ENDPOINT"])
-        assert media.hostname == urlsplit(public_url).hostname
-        assert media.port == 9090
-        assert media.scheme == urlsplit(public_url).scheme
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_web_and_worker_listen_on_every_interface(rendered, scenario):
+    # Docker sets HOSTNAME to the container id; web (Next.js standalone) and worker
+    # (app.listen(env.PORT, env.HOSTNAME)) bind to it, so the 127.0.0.1 health checks need 0.0.0.0.
+    r = rendered[scenario]
+    for service in ("langfuse-web", "langfuse-worker"):
+        assert r.env(service).get("HOSTNAME") == "0.0.0.0", service  # noqa: S104 -- the bind we want
+        assert "127.0.0.1:" in " ".join(r.services[service]["healthcheck"]["test"])
+
+
+@pytest.mark.parametrize("scenario", ["external", "media"])
+def test_only_web_signs_media_urls_with_the_public_endpoint(rendered, scenario):
+    # Bundled MinIO: the worker deletes media inside the project network; web puts the public
+    # endpoint into presigned URLs, with the scheme MinIO (or the operator's TLS proxy) serves.
+    r = rendered[scenario]
+    options = SCENARIOS[scenario]
+    public_host = urlsplit(options["langfuse_public_url"]).hostname
+    expected = options.get("langfuse_s3_public_url", f"http://{public_host}:9090")
+    web, worker = r.env("langfuse-web"), r.env("langfuse-worker")
+    assert web["LANGFUSE_S3_MEDIA_UPLOAD_ENDPOINT"] == expected
+    assert worker["LANGFUSE_S3_MEDIA_UPLOAD_ENDPOINT"] == "http://minio:9000"
+    regions = {web["LANGFUSE_S3_MEDIA_UPLOAD_REGION"], worker["LANGFUSE_S3_MEDIA_UPLOAD_REGION"]}
+    assert regions == {"auto"}
+    if urlsplit(options["langfuse_public_url"]).scheme == "https":
+        assert urlsplit(web["LANGFUSE_S3_MEDIA_UPLOAD_ENDPOINT"]).scheme == "https"
+
+
+def test_external_s3_is_one_endpoint_with_its_own_region(rendered):
+    r = rendered["all_external"]
+    for service in ("langfuse-web", "langfuse-worker"):
+        env = r.env(service)
+        assert env["LANGFUSE_S3_MEDIA_UPLOAD_ENDPOINT"] == "https://s3.example.com"
+        assert env["LANGFUSE_S3_EVENT_UPLOAD_ENDPOINT"] == "https://s3.example.com"
+        assert env["LANGFUSE_S3_MEDIA_UPLOAD_REGION"] == "eu-central-1"
+        assert env["LANGFUSE_S3_EVENT_UPLOAD_REGION"] == "eu-central-1"
 
 
 def test_inventory_values_are_used_verbatim(rendered):
@@ -267,6 +302,13 @@ def test_images_are_pinned_and_versions_match(rendered, scenario):
     assert web_tag == services["langfuse-worker"]["image"].rsplit(":", 1)[1]
     major, minor, _patch = (int(x) for x in web_tag.split("."))
     assert (major, minor) >= (4, 59), "the Python SDK 5 needs Langfuse >= 4.59.0"
+
+
+def test_clickhouse_is_a_line_langfuse_tests_or_recommends(rendered):
+    # Upstream's compose file and CI run 25.12; its docs say ">= 25.12 (26.4 recommended)".
+    image = rendered["single"].services["clickhouse"]["image"]
+    major, minor = (int(x) for x in image.rsplit(":", 1)[1].split(".")[:2])
+    assert (major, minor) in {(25, 12), (26, 4)}, image
 
 
 def test_bundled_stores_are_wired_healthy_and_persistent(rendered):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 IMAGE = "glassbox-verify/true:local"
 
@@ -13,9 +14,22 @@ def test_docker_service_enabled_and_running(host):
     assert service.is_enabled
 
 
-def test_compose_v2_answers(host):
+def test_compose_answers_with_a_supported_version(host):
     out = host.check_output("docker compose version --short")
-    assert out.lstrip("v").startswith("2."), out
+    # "2.26.1-4" on Debian 13, "v5.0.2" from Docker's repository: the leading x.y.z counts
+    match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", out)
+    assert match, out
+    numbers = tuple(int(x) for x in match.groups())
+    assert numbers >= (2, 18, 0), out  # community.docker's MINIMUM_COMPOSE_VERSION
+
+
+def test_docker_cli_installed_although_apt_skips_recommends(host):
+    # prepare.yml turned recommends off; Debian 13's docker.io only recommends docker-cli.
+    conf = host.file("/etc/apt/apt.conf.d/99glassbox-no-recommends")
+    assert 'APT::Install-Recommends "false";' in conf.content_string
+    assert host.run("apt-config dump APT::Install-Recommends").stdout.strip().endswith('"false";')
+    assert host.package("docker-cli").is_installed
+    assert host.exists("docker")
 
 
 def test_daemon_json_is_valid_rotates_logs_and_has_one_writer(host):

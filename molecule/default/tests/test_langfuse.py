@@ -122,6 +122,8 @@ def test_only_web_is_published_beyond_loopback(config):
     }
     assert published.pop("langfuse-web") == [("0.0.0.0", "3000", 3000)]  # noqa: S104 -- the expected bind
     assert published.pop("langfuse-worker") == [("127.0.0.1", "3030", 3030)]
+    # media uploads are on in this scenario: browsers and SDKs reach MinIO's S3 API
+    assert published.pop("minio") == [("", "9090", 9000)]
     assert all(not ports for ports in published.values()), published
 
 
@@ -130,3 +132,24 @@ def test_no_container_runs_in_state_configured(host):
         cmd = host.run("docker ps --all --quiet --filter label=com.docker.compose.project=langfuse")
     assert cmd.rc == 0
     assert cmd.stdout.strip() == ""
+
+
+def test_web_and_worker_listen_on_all_interfaces(config):
+    # Docker sets HOSTNAME to the container id and both servers bind to it; the health checks
+    # probe 127.0.0.1, so Compose must hand them HOSTNAME=0.0.0.0 (after env_file merging).
+    for service in ("langfuse-web", "langfuse-worker"):
+        env = config["services"][service]["environment"]
+        assert env["HOSTNAME"] == "0.0.0.0", service  # noqa: S104 -- the bind we want
+        probe = " ".join(config["services"][service]["healthcheck"]["test"])
+        assert "http://127.0.0.1:" in probe, service
+
+
+def test_only_web_gets_the_public_media_endpoint(host, config):
+    web = config["services"]["langfuse-web"]["environment"]
+    worker = config["services"]["langfuse-worker"]["environment"]
+    assert worker["LANGFUSE_S3_MEDIA_UPLOAD_ENDPOINT"] == "http://minio:9000"
+    public = web["LANGFUSE_S3_MEDIA_UPLOAD_ENDPOINT"]
+    assert public.startswith("http://"), public
+    assert public.endswith(":9090"), public
+    assert "minio" not in public
+    assert web["NEXTAUTH_URL"].split("://", 1)[1].split(":")[0] in public
