@@ -2,8 +2,9 @@
 
 The role runs its main entry point (vllm_state: started) with real Ansible on faked hosts: the
 nvidia_driver / nvidia_container_toolkit facts are inventory variables, and stand-ins for
-`nvidia-smi` and `docker` come first on PATH. The fake docker answers only what `configured`
-needs (compose config, volume ls/create) and fails on anything else, so a host that goes on to
+`nvidia-smi` and `docker` come first on PATH, and a stand-in Docker API (tests/fake_docker_api.py)
+serves the volumes. The fake docker CLI answers only what `configured` needs (compose config)
+and fails on anything else, so a host that goes on to
 start its containers fails in the start step, and a host that is held back finishes without
 reaching it. The fake nvidia-smi answers 580.95.05, or fails as it does before the reboot that
 loads a new driver on hosts with `fake_smi: fails` (the play passes it in the environment).
@@ -19,8 +20,9 @@ import pytest
 import yaml
 
 from tests.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
+from tests.fake_docker_api import FakeDockerAPI
 
-START_TASK = "Pull missing images and start the containers"
+START_TASK = "Pull the pinned images that are missing"  # compose_project's first start step
 GPU = {"preflight_gpu_present": True, "preflight_gpu_count": 1}
 READY = {"nvidia_driver_status": "present", "nvidia_container_toolkit_status": "installed"}
 REBOOT = {
@@ -88,9 +90,7 @@ PLAYBOOK = """
 FAKE_DOCKER = """#!/bin/sh
 echo "$*" >> "$FAKE_DOCKER_LOG"
 case "$*" in
-  "compose --project-directory "*" config --quiet") exit 0 ;;
-  "volume ls "*) exit 0 ;;
-  "volume create "*) echo "ok"; exit 0 ;;
+  "compose --project-name vllm --project-directory "*" config --quiet") exit 0 ;;
 esac
 echo "fake docker: not supported here: $*" >&2
 exit 1
@@ -137,15 +137,17 @@ def _run(tmp: Path, hosts: dict, smi: str) -> dict:
         FAKE_DOCKER_LOG=str(tmp / "docker.log"),
     )
     env["PATH"] = f"{bin_dir}:{env['PATH']}"
-    proc = subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", str(tmp / "inventory.yml"), str(tmp / "play.yml")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp,
-        check=False,
-        timeout=600,
-    )
+    with FakeDockerAPI(tmp / "docker.sock") as api:
+        env["DOCKER_HOST"] = api.docker_host
+        proc = subprocess.run(
+            [ANSIBLE_PLAYBOOK, "-i", str(tmp / "inventory.yml"), str(tmp / "play.yml")],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp,
+            check=False,
+            timeout=600,
+        )
     assert proc.stdout, proc.stderr
     report = json.loads(proc.stdout)
     failures, ran, messages = {}, {}, {}
@@ -173,10 +175,7 @@ def _status(run, host):
 def _held_back(run, host, *words):
     assert host not in run["failures"], run["failures"].get(host)
     assert START_TASK not in run["ran"][host], f"{host} went on to start its containers"
-    assert (
-        "Create the named volumes (weights cache, compile cache) as Compose would"
-        in run["ran"][host]
-    )
+    assert "Create the named volumes, labelled as Compose's own" in run["ran"][host]
     message = run["messages"][host]
     for word in words:
         assert word in message, f"{word!r} not in {message}"

@@ -32,6 +32,20 @@ def probe_host(bind_address: str) -> str:
     return "127.0.0.1" if bind_address in WILDCARD_ADDRESSES else bind_address
 
 
+def env_files(names: list[str], templates_dir: str, subdir: str = "env") -> list[dict]:
+    """compose_project file specs for `<name>.env.j2` templates: rendered to <subdir>/<name>.env,
+    0600, as secrets (env files hold the service's passwords and keys)."""
+    return [
+        {
+            "src": f"{templates_dir}/{name}.env.j2",
+            "dest": f"{subdir}/{name}.env" if subdir else f"{name}.env",
+            "mode": "0600",
+            "secret": True,
+        }
+        for name in names
+    ]
+
+
 class FilterModule:
     """Ansible entry point."""
 
@@ -39,4 +53,5 @@ class FilterModule:
         return {
             "glassbox_credentials_dir": credentials_dir,
             "glassbox_probe_host": probe_host,
+            "glassbox_env_files": env_files,
         }

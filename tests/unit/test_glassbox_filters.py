@@ -40,3 +40,10 @@ def test_no_inventory_at_all_is_an_error():
 )
 def test_probe_host(bind, probe):
     assert filters.probe_host(bind) == probe
+
+
+def test_env_files_are_secret_0600_files_in_their_subdirectory():
+    assert filters.env_files(["web"], "/r/templates") == [
+        {"src": "/r/templates/web.env.j2", "dest": "env/web.env", "mode": "0600", "secret": True}
+    ]
+    assert filters.env_files(["vllm"], "/t", subdir="")[0]["dest"] == "vllm.env"

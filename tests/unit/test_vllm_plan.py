@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -199,7 +200,7 @@ def test_an_x86_cpu_image_on_an_arm_host_is_refused():
     found = problems([{"model": "a"}], arch="aarch64")
     assert found == [
         'vllm_image_cpu is "vllm/vllm-openai-cpu:v0.31.0-x86_64", an x86_64 build, but this host '
-        "is aarch64: leave vllm_image_cpu empty to get the image for this architecture."
+        "is aarch64: leave vllm_image_cpu empty to get vllm/vllm-openai-cpu:v0.31.0-arm64."
     ]
 
 
@@ -231,3 +232,33 @@ def test_a_kv_cache_of_zero_everywhere_is_refused():
         "vllm_models[0]: gpu_count and max_model_len must be 0 or more, cpu_kvcache_space "
         "(or vllm_cpu_kvcache_space) 1 or more."
     ]
+
+
+def test_probes_match_only_the_served_name_and_carry_the_key():
+    models = resolve([{"model": "org/m", "served_name": "m.1", "port": 8001}])
+    (probe,) = plan.probes(models, {"probe_host": "127.0.0.1"}, "sk-vllm-x")
+    assert probe["url"] == "http://127.0.0.1:8001/v1/models"
+    assert probe["headers"] == {"Authorization": "Bearer sk-vllm-x"}
+    assert probe["secret"] is True
+    listed = '{"object":"list","data":[{"id": "m.1","object":"model"}]}'
+    assert re.search(probe["body_regex"], listed)
+    assert not re.search(probe["body_regex"], listed.replace("m.1", "mx1"))
+
+
+def test_endpoints_per_model():
+    models = resolve([{"model": "a", "port": 1}, {"model": "b", "port": 2}])
+    assert plan.endpoints(models, {"public_host": "gpu1"}) == [
+        {"model": "a", "base_url": "http://gpu1:1/v1"},
+        {"model": "b", "base_url": "http://gpu1:2/v1"},
+    ]
+
+
+@pytest.mark.parametrize("gpu_host", ["True", "true", True])
+def test_gpu_host_given_as_text_or_bool(gpu_host):
+    (m,) = resolve([{"model": "a"}], gpu_host=gpu_host)
+    assert m["accelerator"] == "gpu"
+
+
+def test_gpu_host_false_as_text_is_false():
+    (m,) = resolve([{"model": "a"}], gpu_host="False")
+    assert m["accelerator"] == "cpu"

@@ -6,6 +6,7 @@ calls it as the filters `vllm_plan_models` and `vllm_plan_problems`.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -38,6 +39,13 @@ def _float(value: Any, default: float = 0.0) -> float:
         return default
 
 
+def _truthy(value: Any) -> bool:
+    """A boolean that may arrive as text from a template."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "on", "1")
+    return bool(value)
+
+
 def _text(value: Any) -> str:
     """Jinja's `string` for the values the role writes on a command line (no 1.0 -> '1')."""
     return str(value)
@@ -66,7 +74,8 @@ def resolve_models(
         r = {**defaults, **model}
         accel = r["accelerator"]
         if accel == "auto":
-            accel = accelerator if accelerator != "auto" else ("gpu" if host["gpu_host"] else "cpu")
+            gpu_host = _truthy(host["gpu_host"])
+            accel = accelerator if accelerator != "auto" else ("gpu" if gpu_host else "cpu")
         served = str(r["served_name"]).strip() or str(r["model"]).strip()
         command = [
             str(r["model"]).strip(),
@@ -110,20 +119,20 @@ def _image_tag(image: str) -> str:
     return last.split(":")[1] if ":" in last else ""
 
 
-def _image_problems(
-    var: str, image: str, used: bool, arch: str, arch_tag_words: dict[str, list[str]]
-) -> list[str]:
+def _image_problems(var: str, image: str, used: bool, host: dict[str, Any]) -> list[str]:
     """An image must carry a version tag, and a tag that names an architecture must name the
     host's (upstream tags per-arch builds v0.31.0-x86_64, -arm64, -aarch64-cu129)."""
     out = []
+    arch = host.get("arch", "")
+    own = host.get("image_cpu_by_arch", {}).get(arch, "the image for this architecture")
     tag = _image_tag(image)
     if tag in ("", "latest") or tag.startswith("latest-"):
         out.append(f'{var} is "{image}": pin a version tag (e.g. v0.31.0), never latest or no tag.')
     if used and arch:
-        for other, words in arch_tag_words.items():
+        for other, words in host.get("arch_tag_words", {}).items():
             if other != arch and set(tag.split("-")) & set(words):
                 advice = (
-                    "leave vllm_image_cpu empty to get the image for this architecture"
+                    f"leave vllm_image_cpu empty to get {own}"
                     if var == "vllm_image_cpu"
                     else "use the multi-arch tag without the architecture suffix (e.g. v0.31.0)"
                 )
@@ -243,9 +252,9 @@ def problems(models: list[dict[str, Any]], host: dict[str, Any]) -> list[str]:
         ("vllm_image_cpu", host["image_cpu"], cpu_models),
     ):
         if image:
-            out += _image_problems(var, image, bool(used), arch, host.get("arch_tag_words", {}))
-    gpu_host = host["gpu_host"]
-    gpu_total = host["gpu_total"]
+            out += _image_problems(var, image, bool(used), host)
+    gpu_host = _truthy(host["gpu_host"])
+    gpu_total = _int(host["gpu_total"])
     ports: dict[int, str] = {}
     names: dict[str, str] = {}
     services: dict[str, str] = {}
@@ -287,6 +296,29 @@ def problems(models: list[dict[str, Any]], host: dict[str, Any]) -> list[str]:
     return out
 
 
+def endpoints(models: list[dict[str, Any]], host: dict[str, Any]) -> list[dict[str, str]]:
+    """Each served model and the base URL clients use for it."""
+    return [
+        {"model": m["served_name"], "base_url": f"http://{host['public_host']}:{m['port']}/v1"}
+        for m in models
+    ]
+
+
+def probes(models: list[dict[str, Any]], host: dict[str, Any], api_key: str) -> list[dict]:
+    """compose_project readiness probes: /v1/models on each model's port must list its served
+    name (with the API key; vLLM answers HTTP only once the engine is up)."""
+    return [
+        {
+            "name": f"{m['served_name']} listed by /v1/models on port {m['port']}",
+            "url": f"http://{host['probe_host']}:{m['port']}/v1/models",
+            "headers": {"Authorization": f"Bearer {api_key}"},
+            "body_regex": '"id"\\s*:\\s*' + re.escape(json.dumps(m["served_name"])),
+            "secret": True,
+        }
+        for m in models
+    ]
+
+
 def _models_filter(models, defaults, host):
     return resolve_models(models, defaults, host)
 
@@ -299,4 +331,9 @@ class FilterModule:
     """Ansible entry point."""
 
     def filters(self):
-        return {"vllm_plan_models": _models_filter, "vllm_plan_problems": _problems_filter}
+        return {
+            "vllm_plan_models": _models_filter,
+            "vllm_plan_problems": _problems_filter,
+            "vllm_plan_endpoints": endpoints,
+            "vllm_plan_probes": probes,
+        }
