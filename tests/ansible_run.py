@@ -117,6 +117,7 @@ def play(
     diff: bool = False,
     tags: Iterable[str] = (),
     limit: str | None = None,
+    args: Iterable[str] = (),
     report: bool = True,
     forks: int = 10,
     cwd: Path | None = None,
@@ -127,7 +128,7 @@ def play(
     """Run ansible-playbook. `playbook` is a path (relative paths are the repo's) or plays as
     data; `inventory` an inventory as data (local_inventory()) or a path; with `report` the
     JSON callback's result is parsed into PlaybookRun.report. `drop_env` names inherited
-    variables the run must not see."""
+    variables the run must not see; `args` are further ansible-playbook options."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     if isinstance(playbook, list):
         playbook_path = tmp_path / "play.yml"
@@ -148,6 +149,7 @@ def play(
     argv += ["--check"] * check + ["--diff"] * diff
     argv += ["--tags", ",".join(tags)] if tags else []
     argv += ["--limit", limit] if limit else []
+    argv += list(args)
     settings = {"ANSIBLE_FORKS": str(forks)}
     if report:
         settings["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
