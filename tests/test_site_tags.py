@@ -8,14 +8,6 @@ import pytest
 
 from tests.ansible_run import play
 
-    "nvidia_driver",
-    "nvidia_container_toolkit",
-    "docker_engine",
-    "vllm",
-    "langfuse",
-    "connect",
-)
-
 
 def listed_roles(tmp_path, *tags: str) -> tuple[list[str], str]:
     run = play(

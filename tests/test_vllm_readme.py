@@ -22,29 +22,6 @@ def _spec_names(options, prefix=""):
     return names
 
 
-def _readme_rows():
-    text = (ROLE / "README.md").read_text()
-    table = text.split("<!-- vars:begin -->")[1].split("<!-- vars:end -->")[0]
-    rows = {}
-    for line in table.splitlines():
-        match = re.match(r"^\| `([a-z_\[\].]+)` \| (\w+) \|", line)
-        if match:
-            rows[match.group(1)] = match.group(2)
-    return rows
-
-
-def test_every_option_is_in_the_readme_table_and_back():
-    specs = _spec_names(_specs()["main"]["options"])
-    rows = _readme_rows()
-    assert sorted(set(specs) - set(rows)) == [], "options missing from the README table"
-    assert sorted(set(rows) - set(specs)) == [], "README rows that are not options"
-
-
-@pytest.mark.parametrize("name", sorted(_spec_names(_specs()["main"]["options"])))
-def test_readme_type_matches_the_spec(name):
-    assert _readme_rows()[name] == _spec_names(_specs()["main"]["options"])[name]["type"]
-
-
 def test_render_entry_point_takes_the_same_options():
     specs = _specs()
     assert specs["render"]["options"] == specs["main"]["options"]
