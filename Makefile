@@ -38,8 +38,12 @@ lint: $(STAMP) ## yamllint, ansible-lint (production profile), ruff
 	$(BIN)/ruff format --check .
 
 .PHONY: test-unit
-test-unit: $(STAMP) ## contract, argument-spec and stand-in-stack tests (no containers)
-	$(BIN)/pytest tests -m "not realstack"
+test-unit: $(STAMP) ## the fast loop: unit, contract and argument-spec tests, on every core
+	$(BIN)/pytest tests -m "not realstack and not slow" -n auto --dist loadfile
+
+.PHONY: test-standin
+test-standin: $(STAMP) ## pytest smoke's failure messages against the stand-in LLM and the fault double
+	$(BIN)/pytest tests -m "slow and not realstack"
 
 .PHONY: test-realstack
 test-realstack: $(STAMP) ## the smoke suite against the real Langfuse v4 from source (builds once, cached)
@@ -58,7 +62,7 @@ test-molecule: $(STAMP) test-host ## molecule test: converge site.yml on a Debia
 	$(BIN)/molecule test -s default
 
 .PHONY: test
-test: lint test-unit test-realstack test-molecule ## everything CI runs
+test: lint test-unit test-standin test-realstack test-molecule ## everything CI runs
 
 .PHONY: clean
 clean: ## remove the venv and Molecule instances (keeps the cached base image)

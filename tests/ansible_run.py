@@ -123,12 +123,14 @@ def play(
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
     drop_env: Iterable[str] = (),
+    path: Iterable[Path] = (),
     timeout: int = 600,
 ) -> PlaybookRun:
     """Run ansible-playbook. `playbook` is a path (relative paths are the repo's) or plays as
     data; `inventory` an inventory as data (local_inventory()) or a path; with `report` the
     JSON callback's result is parsed into PlaybookRun.report. `drop_env` names inherited
-    variables the run must not see; `args` are further ansible-playbook options."""
+    variables the run must not see; `path` directories (stand-in tools) go first on PATH; `args`
+    are further ansible-playbook options."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     if isinstance(playbook, list):
         playbook_path = tmp_path / "play.yml"
@@ -156,6 +158,7 @@ def play(
     run_env = ansible_env(tmp_path, **settings, **(env or {}))
     for name in drop_env:
         run_env.pop(name, None)
+    run_env["PATH"] = os.pathsep.join([*map(str, path), run_env["PATH"]])
     proc = subprocess.run(
         argv,
         cwd=cwd or tmp_path,

@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.ansible_run import ANSIBLE_PLAYBOOK, REPO, ansible_env
+from tests.ansible_run import REPO, local_inventory, play
 
 COLLECTION = (
     Path(sys.executable).parent.parent
@@ -59,14 +58,7 @@ def outcome(tmp_path_factory):
         fake.write_text(f"#!/bin/sh\necho {json.dumps(answer)}\nexit {rc}\n")
         fake.chmod(0o755)
         hosts[name] = {"fake_bin": str(bindir)}
-    inventory = {
-        "all": {
-            "hosts": hosts,
-            "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
-        }
-    }
-    (tmp / "hosts.yml").write_text(yaml.safe_dump(inventory))
-    play = [
+    plays = [
         {
             "name": "compose check",
             "hosts": "all",
@@ -83,20 +75,8 @@ def outcome(tmp_path_factory):
             ],
         }
     ]
-    (tmp / "play.yml").write_text(yaml.safe_dump(play))
-    env = ansible_env(tmp, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_FORKS="8")
-    proc = subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", str(tmp / "hosts.yml"), str(tmp / "play.yml")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp,
-        timeout=300,
-        check=False,
-    )
-    start = proc.stdout.find("{")
-    assert start >= 0, proc.stdout + proc.stderr
-    return json.loads(proc.stdout[start:])
+    run = play(tmp, plays, inventory=local_inventory(hosts, groups={}), forks=8, timeout=300)
+    return {"stats": run.stats, "failures": {name: run.failures(name) for name in hosts}}
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -105,10 +85,5 @@ def test_compose_version_is_compared_not_matched(outcome, case):
     stats = outcome["stats"][case]
     assert (stats["failures"] == 0) == accepted, stats
     if not accepted:
-        messages = [
-            str(task["hosts"][case].get("msg", ""))
-            for play in outcome["plays"]
-            for task in play["tasks"]
-            if task["hosts"].get(case, {}).get("failed")
-        ]
+        messages = outcome["failures"][case]
         assert any("2.18.0 or newer" in m for m in messages), messages

@@ -6,15 +6,12 @@ stand-ins first on PATH that read the host's answer files), and the task file mu
 healthy host and stop every broken one at the check meant for it. One batched run.
 """
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
+from tests.ansible_run import local_inventory, play
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = REPO / "molecule" / "gpu" / "tasks" / "vllm_gpu.yml"
@@ -161,29 +158,15 @@ def run(tmp_path_factory):
             "__gpu_verify_vllm_dir": str(d / "vllm"),
             "__gpu_verify_cdi_static_dir": str(d / "cdi"),
         }
-    inventory = {
-        "all": {
-            "hosts": hosts,
-            "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
-        }
-    }
-    (tmp / "inventory.yml").write_text(yaml.safe_dump(inventory))
-    (tmp / "play.yml").write_text(PLAYBOOK)
-    env = ansible_env(
-        tmp, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_FORKS="8", FAKE_DIR=str(fakes)
+    result = play(
+        tmp,
+        yaml.safe_load(PLAYBOOK),
+        inventory=local_inventory(hosts, groups={}),
+        env={"FAKE_DIR": str(fakes)},
+        path=[bin_dir],
+        forks=8,
     )
-    env["PATH"] = f"{bin_dir}:{env['PATH']}"
-    proc = subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", str(tmp / "inventory.yml"), str(tmp / "play.yml")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp,
-        check=False,
-        timeout=600,
-    )
-    assert proc.stdout, proc.stderr
-    report = json.loads(proc.stdout)
+    report = result.report
     failures, asserted = {}, {}
     for task in report["plays"][0]["tasks"]:
         name = task["task"]["name"]

@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
+from tests.ansible_run import PlaybookRun, play
 
 REPO = Path(__file__).resolve().parents[1]
 NO_SMI = {"rc": 2, "stdout": "", "stdout_lines": []}
@@ -661,28 +662,31 @@ def run(run_tmp):
     for name in ("3bf863cc.pub", "8793F200.pub", "test.pub"):
         (keydir / name).write_text(key["armored"])
     (tmp / "hosts.yml").write_text(yaml.safe_dump(inventory(report_file, key)))
-    (tmp / "play.yml").write_text(yaml.safe_dump(plays(), sort_keys=False))
-    env = ansible_env(tmp, ANSIBLE_FORKS="20", ANSIBLE_DISPLAY_SKIPPED_HOSTS="false")
-    base = [ANSIBLE_PLAYBOOK, "-i", str(tmp / "hosts.yml"), str(tmp / "play.yml")]
+    plays_data = plays()
     # The forced hosts would really install: they run only in the second run, with --check.
     runs = [
-        [*base, "--limit", "all:!forced:!toolkit_check"],
-        [
-            *base,
-            "--check",
-            "--limit",
-            "forced:toolkit_check:localhost",
-            "-e",
-            f"report_file={report_file}.check",
-        ],
+        {"limit": "all:!forced:!toolkit_check"},
+        {
+            "limit": "forced:toolkit_check:localhost",
+            "check": True,
+            "extra_vars": {"report_file": f"{report_file}.check"},
+        },
     ]
-    procs = [
-        subprocess.Popen(
-            argv, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+
+    def run_one(index: int) -> PlaybookRun:
+        return play(
+            tmp / f"run{index}",
+            plays_data,
+            inventory=tmp / "hosts.yml",
+            report=False,
+            forks=20,
+            env={"ANSIBLE_DISPLAY_SKIPPED_HOSTS": "false"},
+            timeout=240,
+            **runs[index],
         )
-        for argv in runs
-    ]
-    output = "".join(proc.communicate(timeout=240)[0] for proc in procs)
+
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        output = "".join(result.output for result in pool.map(run_one, range(len(runs))))
     for name in (report_file, Path(f"{report_file}.check")):
         assert name.exists(), output
     outcomes = json.loads(report_file.read_text())

@@ -7,14 +7,12 @@ runs the real `docker compose config`).
 """
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
+from tests.ansible_run import local_inventory, play
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU_IMAGE = "vllm/vllm-openai:v0.31.0"
@@ -209,38 +207,19 @@ def run(tmp_path_factory):
     out = tmp / "out"
     hosts = {name: dict(v) for name, v in GOOD.items()}
     hosts.update({name: dict(v) for name, (v, _words) in BAD.items()})
-    inventory = {
-        "all": {
-            "hosts": hosts,
-            "vars": {
-                "ansible_connection": "local",
-                "ansible_python_interpreter": sys.executable,
-                "out": str(out),
-                "vllm_project_dir": str(out) + "/{{ inventory_hostname }}/opt/glassbox/vllm",
-                "vllm_secrets_file": str(out) + "/{{ inventory_hostname }}/etc/secrets.json",
-            },
-        }
+    common = {
+        "out": str(out),
+        "vllm_project_dir": str(out) + "/{{ inventory_hostname }}/opt/glassbox/vllm",
+        "vllm_secrets_file": str(out) + "/{{ inventory_hostname }}/etc/secrets.json",
     }
-    (tmp / "inventory.yml").write_text(yaml.safe_dump(inventory))
-    (tmp / "play.yml").write_text(PLAYBOOK)
-    env = ansible_env(tmp, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_FORKS="8")
-    proc = subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", str(tmp / "inventory.yml"), str(tmp / "play.yml")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp,
-        check=False,
-        timeout=600,
+    result = play(
+        tmp,
+        yaml.safe_load(PLAYBOOK),
+        inventory=local_inventory(hosts, groups={}, common=common),
+        forks=8,
     )
-    assert proc.stdout, proc.stderr
-    report = json.loads(proc.stdout)
-    failures = {}
-    for task in report["plays"][0]["tasks"]:
-        for host, result in task["hosts"].items():
-            if result.get("failed"):
-                failures[host] = str(result.get("msg", ""))
-    log = proc.stdout + proc.stderr
+    failures = {h: " ".join(m) for h in hosts if (m := result.failures(h))}
+    report, log = result.report, result.output
     return {"out": out, "failures": failures, "stats": report["stats"], "log": log}
 
 

@@ -11,15 +11,12 @@ loads a new driver on hosts with `fake_smi: fails` (the play passes it in the en
 One batched run.
 """
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
+from tests.ansible_run import local_inventory, play
 from tests.fake_docker_api import FakeDockerAPI
 
 START_TASK = "Pull the pinned images that are missing"  # compose_project's first start step
@@ -114,42 +111,23 @@ def _run(tmp: Path, hosts: dict, smi: str) -> dict:
     (bin_dir / "nvidia-smi").write_text(smi)
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
-    inventory = {
-        "all": {
-            "hosts": hosts,
-            "vars": {
-                "ansible_connection": "local",
-                "ansible_python_interpreter": sys.executable,
-                "out": str(out),
-                "vllm_project_dir": str(out) + "/{{ inventory_hostname }}/vllm",
-                "vllm_secrets_file": str(out) + "/{{ inventory_hostname }}/etc/secrets.json",
-                "vllm_ready_timeout": 1,
-                "vllm_ready_delay": 1,
-            },
-        }
+    common = {
+        "out": str(out),
+        "vllm_project_dir": str(out) + "/{{ inventory_hostname }}/vllm",
+        "vllm_secrets_file": str(out) + "/{{ inventory_hostname }}/etc/secrets.json",
+        "vllm_ready_timeout": 1,
+        "vllm_ready_delay": 1,
     }
-    (tmp / "inventory.yml").write_text(yaml.safe_dump(inventory))
-    (tmp / "play.yml").write_text(PLAYBOOK)
-    env = ansible_env(
-        tmp,
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_FORKS="8",
-        FAKE_DOCKER_LOG=str(tmp / "docker.log"),
-    )
-    env["PATH"] = f"{bin_dir}:{env['PATH']}"
     with FakeDockerAPI(tmp / "docker.sock") as api:
-        env["DOCKER_HOST"] = api.docker_host
-        proc = subprocess.run(
-            [ANSIBLE_PLAYBOOK, "-i", str(tmp / "inventory.yml"), str(tmp / "play.yml")],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp,
-            check=False,
-            timeout=600,
+        result = play(
+            tmp,
+            yaml.safe_load(PLAYBOOK),
+            inventory=local_inventory(hosts, groups={}, common=common),
+            env={"FAKE_DOCKER_LOG": str(tmp / "docker.log"), "DOCKER_HOST": api.docker_host},
+            path=[bin_dir],
+            forks=8,
         )
-    assert proc.stdout, proc.stderr
-    report = json.loads(proc.stdout)
+    report = result.report
     failures, ran, messages = {}, {}, {}
     for task in report["plays"][0]["tasks"]:
         name = task["task"]["name"].split(" : ", 1)[-1]
