@@ -460,7 +460,15 @@ def plays() -> list[dict]:
             "hosts": "spec",
             "gather_facts": False,
             "tasks": [
-                include("{{ spec_role }}", "{{ spec_entry }}", {}),
+                # One include per role and entry point: a templated role name or tasks_from is
+                # not resolved per host reliably, and a case must meet its own role's spec.
+                *(
+                    {
+                        **include(role, entry, {}),
+                        "when": f"spec_role == '{role}' and spec_entry == '{entry}'",
+                    }
+                    for role, entry in sorted({(r, e) for r, e, _v in SPEC_CASES.values()})
+                ),
                 report("{'passed_validation': true}"),
             ],
         },
