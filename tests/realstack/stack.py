@@ -495,7 +495,7 @@ class RealStack:
         # Processes started by hand bind where HOSTNAME says (Docker sets it to the container
         # id); listen on loopback only.
         worker = self.component("langfuse-worker")
-        env = tool.env(**worker_env, HOSTNAME=LOCAL, PORT=str(self.ports["worker"]))
+        env = tool.env(**{**worker_env, "HOSTNAME": LOCAL, "PORT": str(self.ports["worker"])})
         node = str(tool.node_bin / "node")
         worker.start([node, "dist/index.js"], env, self.built.root / "worker")
         # The worker first: it validates the env the role rendered and exits on a bad one, so a
@@ -511,7 +511,7 @@ class RealStack:
             raise self.fail(
                 web, f"another real stack runs `next dev` from {self.built.root}; stop it first"
             ) from None
-        env = tool.env(**web_env, HOSTNAME=LOCAL, PORT=str(self.ports["web"]))
+        env = tool.env(**{**web_env, "HOSTNAME": LOCAL, "PORT": str(self.ports["web"])})
         next_bin = str(self.built.root / "web" / "node_modules" / ".bin" / "next")
         web.start(
             [next_bin, "dev", "-H", LOCAL, "-p", str(self.ports["web"])],
