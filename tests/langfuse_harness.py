@@ -11,9 +11,6 @@ from pathlib import Path
 
 from tests.ansible_run import PlaybookRun, local_inventory, play
 
-REPO = Path(__file__).resolve().parent.parent
-ROLE = REPO / "roles" / "langfuse"
-
 
 def run_playbook(
     tmp_path: Path, hosts: dict[str, dict], tasks: list[dict]

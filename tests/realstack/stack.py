@@ -343,54 +343,55 @@ class RealStack:
             shutil.chown(data, run_as)
             shutil.chown(pwfile, run_as)
         quiet = {**os.environ, "LC_ALL": "C.UTF-8"}
-        with comp.log.open("ab") as out:
-            rc = subprocess.run(
-                [
-                    binaries["initdb"],
-                    "-D",
-                    str(data),
-                    "-U",
-                    user,
-                    "--pwfile",
-                    str(pwfile),
-                    "-A",
-                    "scram-sha-256",
-                    "-E",
-                    "UTF8",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                user=run_as or None,
-                env=quiet,
-                check=False,
-            ).returncode
+
+        def as_server_user(argv: list[str]) -> int:
+            """Run a PostgreSQL server tool as run_as, its output appended to the log."""
+            with comp.log.open("ab") as out:
+                return subprocess.run(
+                    argv,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    user=run_as or None,
+                    env=quiet,
+                    check=False,
+                ).returncode
+
+        rc = as_server_user(
+            [
+                binaries["initdb"],
+                "-D",
+                str(data),
+                "-U",
+                user,
+                "--pwfile",
+                str(pwfile),
+                "-A",
+                "scram-sha-256",
+                "-E",
+                "UTF8",
+            ]
+        )
         pwfile.unlink()
         if rc != 0:
             raise self.fail(comp, f"initdb exit {rc}")
         port = self.ports["postgres"]
         options = f"-c listen_addresses={LOCAL} -p {port} -k {data} -c fsync=off"
         self._pg_ctl, self._pg_data, self._pg_user = binaries["pg_ctl"], data, run_as
-        with comp.log.open("ab") as out:
-            rc = subprocess.run(
-                [
-                    binaries["pg_ctl"],
-                    "-D",
-                    str(data),
-                    "-o",
-                    options,
-                    "-w",
-                    "-t",
-                    "60",
-                    "-l",
-                    str(data / "server.log"),
-                    "start",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                user=run_as or None,
-                env=quiet,
-                check=False,
-            ).returncode
+        rc = as_server_user(
+            [
+                binaries["pg_ctl"],
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(data / "server.log"),
+                "start",
+            ]
+        )
         if rc != 0:
             raise self.fail(comp, f"pg_ctl start exit {rc}: {log_tail(data / 'server.log', 5)}")
         pg_env = {**quiet, "PGPASSWORD": password}
