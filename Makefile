@@ -39,7 +39,11 @@ lint: $(STAMP) ## yamllint, ansible-lint (production profile), ruff
 
 .PHONY: test-unit
 test-unit: $(STAMP) ## the fast loop: unit, contract and argument-spec tests, on every core
-	$(BIN)/pytest tests -m "not realstack and not slow" -n auto --dist loadfile
+	$(BIN)/pytest tests -m "not realstack and not slow and not roles" -n auto --dist loadfile
+
+.PHONY: test-roles
+test-roles: $(STAMP) ## whole roles run by real ansible-playbook on faked local hosts (batched, every core)
+	$(BIN)/pytest tests -m "roles" -n auto --dist loadfile
 
 .PHONY: test-standin
 test-standin: $(STAMP) ## pytest smoke's failure messages against the stand-in LLM and the fault double
@@ -62,7 +66,7 @@ test-molecule: $(STAMP) test-host ## molecule test: converge site.yml on a Debia
 	$(BIN)/molecule test -s default
 
 .PHONY: test
-test: lint test-unit test-standin test-realstack test-molecule ## everything CI runs
+test: lint test-unit test-roles test-standin test-realstack test-molecule ## everything CI runs
 
 .PHONY: clean
 clean: ## remove the venv and Molecule instances (keeps the cached base image)

@@ -23,7 +23,7 @@ from tests.standin.harness import REPO_ROOT, SMOKE_VARIABLES
 from tests.standin.langfuse_double import LangfuseDouble
 from tests.standin.llm_server import LLMServerProcess
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.roles, pytest.mark.timeout(180)]
 
 
 def _inventory(tmp_path: Path, lf_vars: dict[str, Any], vllm_vars: dict[str, Any]) -> Path:

@@ -13,6 +13,8 @@ import yaml
 
 from tests.ansible_run import local_inventory, play
 
+pytestmark = pytest.mark.roles
+
 REPO = Path(__file__).resolve().parents[1]
 TASKS = REPO / "molecule" / "gpu" / "tasks" / "vllm_gpu.yml"
 

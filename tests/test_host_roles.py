@@ -9,6 +9,8 @@ import pytest
 
 from tests.ansible_run import role_play, run_playbook
 
+pytestmark = pytest.mark.roles
+
 REPORT = {
     "name": "report the facts",
     "ansible.builtin.copy": {

@@ -21,6 +21,8 @@ import yaml
 
 from tests.ansible_run import PlaybookRun, play
 
+pytestmark = pytest.mark.roles
+
 REPO = Path(__file__).resolve().parents[1]
 NO_SMI = {"rc": 2, "stdout": "", "stdout_lines": []}
 

@@ -8,6 +8,8 @@ import pytest
 
 from tests.ansible_run import play
 
+pytestmark = pytest.mark.roles
+
 
 def listed_roles(tmp_path, *tags: str) -> tuple[list[str], str]:
     run = play(

@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import stat
 
+import pytest
+
 from tests.ansible_run import play, role_play
+
+pytestmark = pytest.mark.roles
 
 
 def _stand_in(path, body):

@@ -19,6 +19,8 @@ import yaml
 from tests.ansible_run import local_inventory, play
 from tests.fake_docker_api import FakeDockerAPI
 
+pytestmark = pytest.mark.roles
+
 START_TASK = "Pull the pinned images that are missing"  # compose_project's first start step
 GPU = {"preflight_gpu_present": True, "preflight_gpu_count": 1}
 READY = {"nvidia_driver_status": "present", "nvidia_container_toolkit_status": "installed"}
@@ -117,6 +119,9 @@ def _run(tmp: Path, hosts: dict, smi: str) -> dict:
         "vllm_secrets_file": str(out) + "/{{ inventory_hostname }}/etc/secrets.json",
         "vllm_ready_timeout": 1,
         "vllm_ready_delay": 1,
+        # the fake docker cannot pull: fail at once instead of retrying for 20 s per host
+        "compose_project_pull_retries": 1,
+        "compose_project_pull_delay": 0,
     }
     with FakeDockerAPI(tmp / "docker.sock") as api:
         result = play(

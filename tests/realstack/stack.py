@@ -33,7 +33,7 @@ from typing import IO
 
 import yaml
 
-from tests.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
+from tests.ansible_run import local_inventory, play
 from tests.realstack.build import BuiltTree, ensure_built, install_debian_packages, log_tail, say
 
 HERE = Path(__file__).resolve().parent
@@ -274,57 +274,40 @@ class RealStack:
 
     def render(self) -> Path:
         """The role's own render tasks and connect.yml, by ansible-playbook, into run_dir."""
-        inventory = self.run_dir / "inventory"
-        inventory.mkdir(exist_ok=True)
         hosts = {
-            "all": {
-                "vars": {
-                    "ansible_connection": "local",
-                    "ansible_python_interpreter": sys.executable,
-                },
-                "children": {
-                    "observability": {
-                        "hosts": {
-                            "realstack-langfuse": {
-                                "langfuse_project_dir": str(self.run_dir / "langfuse"),
-                                "langfuse_secrets_file": str(self.run_dir / "secrets.json"),
-                                "langfuse_public_url": self.base_url,
-                                "langfuse_web_port": self.ports["web"],
-                                "langfuse_worker_port": self.ports["worker"],
-                            }
-                        }
-                    },
-                    "inference": {
-                        "hosts": {
-                            "realstack-llm": {
-                                "realstack_llm": {
-                                    "base_url": self.llm.base_url,
-                                    "api_key": self.llm.api_key,
-                                    "models": [self.llm.model],
-                                }
-                            }
-                        }
-                    },
-                },
-            }
+            "realstack-langfuse": {
+                "langfuse_project_dir": str(self.run_dir / "langfuse"),
+                "langfuse_secrets_file": str(self.run_dir / "secrets.json"),
+                "langfuse_public_url": self.base_url,
+                "langfuse_web_port": self.ports["web"],
+                "langfuse_worker_port": self.ports["worker"],
+            },
+            "realstack-llm": {
+                "realstack_llm": {
+                    "base_url": self.llm.base_url,
+                    "api_key": self.llm.api_key,
+                    "models": [self.llm.model],
+                }
+            },
         }
-        (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts), encoding="utf-8")
-        log = self.run_dir / "logs" / "render.log"
-        proc = subprocess.run(
-            [ANSIBLE_PLAYBOOK, "-i", str(inventory / "hosts.yml"), str(HERE / "render.yml")],
-            env=ansible_env(
-                self.run_dir,
-                ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default",
-                ANSIBLE_ROLES_PATH=str(self.roles_dir or REPO_ROOT / "roles"),
-            ),
+        groups = {"observability": ["realstack-langfuse"], "inference": ["realstack-llm"]}
+        # the inventory's directory holds credentials/ (connect.yml writes app.env there)
+        inventory = self.run_dir / "inventory"
+        proc = play(
+            inventory,
+            HERE / "render.yml",
+            inventory=local_inventory(hosts, groups=groups),
+            report=False,
             cwd=self.run_dir,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            check=False,
-            timeout=600,
+            env={
+                "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
+                "ANSIBLE_ROLES_PATH": str(self.roles_dir or REPO_ROOT / "roles"),
+            },
         )
-        if proc.returncode != 0:
-            raise self.fail("render", f"roles/langfuse render failed (exit {proc.returncode})")
+        log = self.run_dir / "logs" / "render.log"
+        log.write_text(proc.output, encoding="utf-8")
+        if proc.rc != 0:
+            raise self.fail("render", f"roles/langfuse render failed (exit {proc.rc})")
         self.app_env_file = inventory / "credentials" / "app.env"
         return self.run_dir / "langfuse" / "compose.yaml"
 
