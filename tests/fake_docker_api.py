@@ -56,6 +56,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(
                 200, {"ApiVersion": API_VERSION, "MinAPIVersion": "1.24", "Version": "28.0.0"}
             )
+        elif path == "/info":  # docker_host_info always reads it
+            self._reply(200, {"ServerVersion": "28.0.0", "Name": "fake"})
         elif path == "/volumes":
             self._reply(200, {"Volumes": list(self.server.volumes.values()), "Warnings": None})
         elif (m := re.fullmatch(r"/volumes/([^/]+)", path)) and m.group(1) in self.server.volumes:

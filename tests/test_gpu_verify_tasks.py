@@ -40,9 +40,18 @@ TWO_GPU_SERVICE = {
 }
 CPU_SERVICE = {"image": "vllm/vllm-openai-cpu:v0.31.0-x86_64"}
 
+
+def smi(*versions: str) -> str:
+    """nvidia-smi --query-gpu=driver_version,uuid,name --format=csv,noheader, one GPU a line."""
+    return "".join(
+        f"{version}, GPU-{index:08d}-aaaa-bbbb-cccc-dddddddddddd, NVIDIA L4\n"
+        for index, version in enumerate(versions)
+    )
+
+
 HEALTHY = {
     "gpus": 1,
-    "smi": "580.95.05\n",
+    "smi": smi("580.95.05"),
     "after": ORDERED,
     "enabled": "enabled\nenabled\n",
     "static_spec": False,
@@ -57,7 +66,7 @@ CASES = {
         {
             **HEALTHY,
             "gpus": 2,
-            "smi": "580.95.05\n580.95.05\n",
+            "smi": smi("580.95.05", "580.95.05"),
             "services": {"vllm-a": TWO_GPU_SERVICE},
             "exec": "cuda True 2\n",
         },
@@ -65,11 +74,15 @@ CASES = {
     ),
     "static_spec_without_ordering": ({**HEALTHY, "after": UNORDERED, "static_spec": True}, None),
     "driver_too_old": (
-        {**HEALTHY, "smi": "570.172.08\n"},
+        {**HEALTHY, "smi": smi("570.172.08")},
         "Check the driver is at least vllm_gpu_driver_min on every GPU",
     ),
     "driver_misses_a_gpu": (
         {**HEALTHY, "gpus": 2},
+        "Check the driver is at least vllm_gpu_driver_min on every GPU",
+    ),
+    "driver_silent": (
+        {**HEALTHY, "smi": "NVIDIA-SMI has failed because it couldn't communicate with it.\n"},
         "Check the driver is at least vllm_gpu_driver_min on every GPU",
     ),
     "docker_not_ordered_after_cdi_refresh": (
@@ -96,7 +109,7 @@ CASES = {
         {
             **HEALTHY,
             "gpus": 2,
-            "smi": "580.95.05\n580.95.05\n",
+            "smi": smi("580.95.05", "580.95.05"),
             "services": {"vllm-a": TWO_GPU_SERVICE},
             "exec": "cuda True 1\n",
         },

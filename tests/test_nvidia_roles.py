@@ -24,7 +24,12 @@ from tests.ansible_run import PlaybookRun, play
 pytestmark = pytest.mark.roles
 
 REPO = Path(__file__).resolve().parents[1]
-NO_SMI = {"rc": 2, "stdout": "", "stdout_lines": []}
+NO_SMI = {"rc": 2, "stdout": "", "msg": "[Errno 2] No such file or directory: b'nvidia-smi'"}
+
+
+def smi_answers(version: str) -> dict:
+    """A registered nvidia-smi result (preflight's nvidia_smi query) for one working GPU."""
+    return {"rc": 0, "stdout": f"{version}, GPU-00000000-aaaa-bbbb-cccc-dddddddddddd, NVIDIA L4"}
 
 
 def policy(**packages: tuple[str, str]) -> str:
@@ -170,7 +175,7 @@ PLAN_CASES = {
         "os": "Ubuntu-22",
         "gpu": True,
         "nvswitch": True,
-        "smi": {"rc": 0, "stdout": "570.172.08", "stdout_lines": ["570.172.08"]},
+        "smi": smi_answers("570.172.08"),
     },
     "nvswitch_debian_method": {
         "os": "Debian-12",
@@ -189,7 +194,7 @@ PLAN_CASES = {
     "working_driver_older_branch": {
         "os": "Ubuntu-24",
         "gpu": True,
-        "smi": {"rc": 0, "stdout": "550.163.01", "stdout_lines": ["550.163.01"]},
+        "smi": smi_answers("550.163.01"),
     },
     "secure_boot_no_key": {
         "os": "Ubuntu-24",
@@ -369,7 +374,7 @@ def plays() -> list[dict]:
         "__nvidia_driver_os": "{{ case.os }}",
         "__nvidia_driver_kernel": "{{ case.kernel | default('6.8.0-31-generic') }}",
         "__nvidia_driver_arch": "x86_64",
-        "__nvidia_driver_smi": "{{ case.smi }}",
+        "preflight_nvidia_smi": "{{ case.smi | glassbox_nvidia_smi }}",
         "__nvidia_driver_sb": "{{ case.sb | default({'rc': 2, 'stdout': ''}) }}",
         "__nvidia_driver_mok": "{{ case.mok | default({'rc': 1, 'stdout': ''}) }}",
         "__nvidia_driver_apt_policy": {"stdout": "{{ case.apt | default(default_apt) }}"},

@@ -6,9 +6,9 @@ nvidia_driver / nvidia_container_toolkit facts are inventory variables, and stan
 serves the volumes. The fake docker CLI answers only what `configured` needs (compose config)
 and fails on anything else, so a host that goes on to
 start its containers fails in the start step, and a host that is held back finishes without
-reaching it. The fake nvidia-smi answers 580.95.05, or fails as it does before the reboot that
-loads a new driver on hosts with `fake_smi: fails` (the play passes it in the environment).
-One batched run.
+reaching it. The fake nvidia-smi answers driver 580.95.05 for one GPU, or fails as it does
+before the reboot that loads a new driver on hosts with `fake_smi: fails` (the play passes it
+in the environment). One batched run.
 """
 
 from pathlib import Path
@@ -101,7 +101,7 @@ if [ "$FAKE_SMI" = fails ]; then
   echo "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver."
   exit 9
 fi
-echo 580.95.05
+echo "580.95.05, GPU-00000000-aaaa-bbbb-cccc-dddddddddddd, NVIDIA L4"
 """
 
 

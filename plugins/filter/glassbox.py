@@ -5,7 +5,9 @@ Plain Python, unit-tested in tests/unit/test_glassbox_filters.py.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 
 WILDCARD_ADDRESSES = ("0.0.0.0", "::", "")  # noqa: S104 - compared against, never bound
 
@@ -46,6 +48,58 @@ def env_files(names: list[str], templates_dir: str, subdir: str = "env") -> list
     ]
 
 
+VERSION = re.compile(r"\d+(\.\d+)+")
+
+
+def nvidia_smi(result: dict) -> dict:
+    """What `nvidia-smi --query-gpu=driver_version,uuid,name --format=csv,noheader` said, from
+    its registered command result: one line per GPU, fields separated by ", " (the name last, as
+    it is the only field that may hold a comma).
+
+    `answers` is true only when the command exited 0 and every line is a GPU with a driver
+    version; `said` is its own words (stderr, stdout, or Ansible's message when it did not run)
+    for a diagnosis.
+    """
+    rc = result.get("rc")
+    stdout = str(result.get("stdout") or "")
+    gpus = []
+    parsed = rc == 0
+    for line in filter(None, (raw.strip() for raw in stdout.splitlines())):
+        fields = [field.strip() for field in line.split(",", 2)]
+        if len(fields) != 3 or not VERSION.fullmatch(fields[0]):
+            parsed = False
+            continue
+        gpus.append({"driver_version": fields[0], "uuid": fields[1], "name": fields[2]})
+    answers = parsed and bool(gpus)
+    said = " ".join(p for p in (str(result.get("stderr") or "").strip(), stdout.strip()) if p)
+    return {
+        "answers": answers,
+        "rc": rc,
+        "gpus": gpus if answers else [],
+        "driver_version": gpus[0]["driver_version"] if answers else "",
+        "driver_branches": sorted(int(g["driver_version"].split(".")[0]) for g in gpus)
+        if answers
+        else [],
+        "uuids": sorted(g["uuid"] for g in gpus) if answers else [],
+        "said": said or str(result.get("msg") or "no output"),
+    }
+
+
+def file_differs(found: dict, content: str, spec: dict, owner: str = "root") -> bool:
+    """Whether a rendered file must go through the template module: `found` is the file's entry
+    in ansible.builtin.find's result (get_checksum), or {} when it is missing; `content` is the
+    render on the controller; `spec` the compose_project file spec (mode, default 0640)."""
+    if not found:
+        return True
+    want_mode = str(spec.get("mode", "0640"))
+    return (
+        found.get("checksum") != hashlib.sha1(content.encode("utf-8")).hexdigest()  # noqa: S324 - compared with find's checksum, which is sha1
+        or int(str(found.get("mode", "0")), 8) != int(want_mode, 8)
+        or found.get("pw_name") != owner
+        or found.get("gr_name") != owner
+    )
+
+
 class FilterModule:
     """Ansible entry point."""
 
@@ -54,4 +108,6 @@ class FilterModule:
             "glassbox_credentials_dir": credentials_dir,
             "glassbox_probe_host": probe_host,
             "glassbox_env_files": env_files,
+            "glassbox_nvidia_smi": nvidia_smi,
+            "glassbox_file_differs": file_differs,
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -47,3 +48,85 @@ def test_env_files_are_secret_0600_files_in_their_subdirectory():
         {"src": "/r/templates/web.env.j2", "dest": "env/web.env", "mode": "0600", "secret": True}
     ]
     assert filters.env_files(["vllm"], "/t", subdir="")[0]["dest"] == "vllm.env"
+
+
+TWO_GPUS = (
+    "580.95.05, GPU-5f1c2a4e-0000-1111-2222-333344445555, NVIDIA H100 80GB HBM3\n"
+    "580.95.05, GPU-0a1b2c3d-0000-1111-2222-333344445555, NVIDIA H100 80GB HBM3\n"
+)
+
+
+def test_nvidia_smi_lists_every_gpu_with_its_driver():
+    said = filters.nvidia_smi({"rc": 0, "stdout": TWO_GPUS, "stderr": ""})
+    assert said["answers"] is True
+    assert said["driver_version"] == "580.95.05"
+    assert said["driver_branches"] == [580, 580]
+    assert said["uuids"] == [
+        "GPU-0a1b2c3d-0000-1111-2222-333344445555",
+        "GPU-5f1c2a4e-0000-1111-2222-333344445555",
+    ]
+    assert said["gpus"][0]["name"] == "NVIDIA H100 80GB HBM3"
+
+
+def test_nvidia_smi_keeps_a_comma_in_the_gpu_name():
+    said = filters.nvidia_smi({"rc": 0, "stdout": "570.172.08, GPU-1, Tesla T4, rev A\n"})
+    assert said["gpus"] == [
+        {"driver_version": "570.172.08", "uuid": "GPU-1", "name": "Tesla T4, rev A"}
+    ]
+    assert said["driver_branches"] == [570]
+
+
+@pytest.mark.parametrize(
+    ("result", "words"),
+    [
+        (
+            {
+                "rc": 9,
+                "stdout": "NVIDIA-SMI has failed because it couldn't communicate with the "
+                "NVIDIA driver.",
+                "stderr": "",
+            },
+            "couldn't communicate",
+        ),
+        ({"rc": 2, "msg": "[Errno 2] No such file or directory: b'nvidia-smi'"}, "Errno 2"),
+        ({"rc": 0, "stdout": "", "stderr": ""}, "no output"),
+        ({"rc": 0, "stdout": "No devices were found\n"}, "No devices"),
+    ],
+)
+def test_nvidia_smi_that_does_not_answer_says_why(result, words):
+    said = filters.nvidia_smi(result)
+    assert said["answers"] is False
+    assert said["gpus"] == []
+    assert said["driver_version"] == ""
+    assert said["driver_branches"] == []
+    assert words in said["said"]
+
+
+RENDERED = "KEY=value\n"
+FOUND = {
+    "path": "/opt/glassbox/demo/env/web.env",
+    "checksum": hashlib.sha1(RENDERED.encode()).hexdigest(),  # noqa: S324 - what find reports
+    "mode": "0600",
+    "pw_name": "root",
+    "gr_name": "root",
+}
+
+
+def test_a_file_that_matches_its_render_is_skipped():
+    assert filters.file_differs(FOUND, RENDERED, {"mode": "0600"}) is False
+
+
+@pytest.mark.parametrize(
+    ("found", "content", "spec"),
+    [
+        ({}, RENDERED, {"mode": "0600"}),  # missing
+        (FOUND, "KEY=other\n", {"mode": "0600"}),  # content
+        (FOUND, RENDERED.rstrip("\n"), {"mode": "0600"}),  # the trailing newline counts
+        (FOUND, RENDERED, {}),  # default mode 0640
+        ({**FOUND, "pw_name": "nobody"}, RENDERED, {"mode": "0600"}),
+        ({**FOUND, "gr_name": "docker"}, RENDERED, {"mode": "0600"}),
+    ],
+    ids=["missing", "content", "newline", "mode", "owner", "group"],
+)
+def test_a_file_that_differs_goes_through_the_template_module(found, content, spec):
+    assert filters.file_differs(found, content, spec) is True
