@@ -6,6 +6,7 @@ Plain Python, unit-tested in tests/unit/test_glassbox_filters.py.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 WILDCARD_ADDRESSES = ("0.0.0.0", "::", "")  # noqa: S104 - compared against, never bound
 
@@ -46,6 +47,17 @@ def env_files(names: list[str], templates_dir: str, subdir: str = "env") -> list
     ]
 
 
+def host_addresses(names: list[str], hostvars: Any, var: str) -> list[str]:
+    """The address each named host is reached at: its `var` when the inventory sets it, else
+    ansible_host, else its inventory name (the same precedence as vllm_public_host's default)."""
+    out = []
+    for name in names or []:
+        values = hostvars[name]
+        address = values.get(var) or values.get("ansible_host") or name
+        out.append(str(address))
+    return out
+
+
 class FilterModule:
     """Ansible entry point."""
 
@@ -54,4 +66,5 @@ class FilterModule:
             "glassbox_credentials_dir": credentials_dir,
             "glassbox_probe_host": probe_host,
             "glassbox_env_files": env_files,
+            "glassbox_host_addresses": host_addresses,
         }

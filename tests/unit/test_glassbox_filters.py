@@ -47,3 +47,13 @@ def test_env_files_are_secret_0600_files_in_their_subdirectory():
         {"src": "/r/templates/web.env.j2", "dest": "env/web.env", "mode": "0600", "secret": True}
     ]
     assert filters.env_files(["vllm"], "/t", subdir="")[0]["dest"] == "vllm.env"
+
+
+def test_host_addresses_follow_vllm_public_host_then_ansible_host_then_the_name():
+    hostvars = {
+        "gpu1": {"vllm_public_host": "llm.example.internal", "ansible_host": "10.0.0.1"},
+        "gpu2": {"ansible_host": "10.0.0.2"},
+        "gpu3": {},
+    }
+    got = filters.host_addresses(["gpu1", "gpu2", "gpu3"], hostvars, "vllm_public_host")
+    assert got == ["llm.example.internal", "10.0.0.2", "gpu3"]
