@@ -53,8 +53,15 @@ class Registry:
             timeout=120,
         )
 
-    def register(self, price: dict[str, Any] | None, *, check: bool = False) -> PlaybookRun:
-        endpoint = {"model": SERVED_MODEL, "base_url": self.env["OPENAI_BASE_URL"]}
+    def register(
+        self,
+        price: dict[str, Any] | None,
+        *,
+        check: bool = False,
+        base_url: str = "",
+        fails: bool = False,
+    ) -> PlaybookRun:
+        endpoint = {"model": SERVED_MODEL, "base_url": base_url or self.env["OPENAI_BASE_URL"]}
         if price:
             endpoint["price"] = price
         hosts = {
@@ -84,7 +91,7 @@ class Registry:
             diff=check,
             timeout=600,
         )
-        assert run.rc == 0, run.output[-4000:]
+        assert (run.rc != 0) == fails, run.output[-4000:]
         for secret in (LLM_API_KEY, self.env["LANGFUSE_SECRET_KEY"]):
             assert secret not in run.output, "a key was printed"
         return run
@@ -138,6 +145,16 @@ def test_a_priced_model_is_registered_once(registry: Registry) -> None:
     assert model["unit"] == "TOKENS"
     assert model["inputPrice"] == pytest.approx(HARDWARE_PER_TOKEN["input"], rel=1e-9)
     assert model["outputPrice"] == pytest.approx(HARDWARE_PER_TOKEN["output"], rel=1e-9)
+    # Cached prompt tokens and reasoning tokens are split off by Langfuse: priced too.
+    assert {k: v["price"] for k, v in model["prices"].items()} == pytest.approx(
+        {
+            "input": HARDWARE_PER_TOKEN["input"],
+            "input_cached_tokens": HARDWARE_PER_TOKEN["input"],
+            "output": HARDWARE_PER_TOKEN["output"],
+            "output_reasoning_tokens": HARDWARE_PER_TOKEN["output"],
+        },
+        rel=1e-9,
+    )
 
 
 def test_the_llm_connection_points_at_the_served_model(registry: Registry) -> None:
@@ -165,14 +182,19 @@ def test_a_traced_generation_costs_its_usage_times_the_registered_prices(
     call = json.loads(sent.stdout.strip().splitlines()[-1])
     generation = _generation(registry, call["trace_id"])
     usage = generation["usageDetails"]
-    assert usage["input"] == call["prompt_tokens"], generation
-    assert usage["output"] == call["completion_tokens"], generation
-    want_input = call["prompt_tokens"] * model["inputPrice"]
-    want_output = call["completion_tokens"] * model["outputPrice"]
+    # The stand-in (llama.cpp) reports cached prompt tokens: Langfuse keeps them apart from
+    # `input` (input_cached_tokens), so the prompt's tokens are input plus every input_*.
+    prompt = sum(v for k, v in usage.items() if k == "input" or k.startswith("input_"))
+    generated = sum(v for k, v in usage.items() if k == "output" or k.startswith("output_"))
+    assert (prompt, generated) == (call["prompt_tokens"], call["completion_tokens"]), usage
+    price = {k: v["price"] for k, v in model["prices"].items()}
     cost = generation["costDetails"]
-    assert cost["input"] == pytest.approx(want_input, rel=1e-9), generation
-    assert cost["output"] == pytest.approx(want_output, rel=1e-9), generation
-    assert generation["totalCost"] == pytest.approx(want_input + want_output, rel=1e-9)
+    for kind, units in usage.items():
+        if kind != "total":
+            assert cost[kind] == pytest.approx(units * price[kind], rel=1e-9), (kind, generation)
+    want = call["prompt_tokens"] * model["inputPrice"]
+    want += call["completion_tokens"] * model["outputPrice"]
+    assert generation["totalCost"] == pytest.approx(want, rel=1e-9), generation
     assert generation["modelId"] == model["id"], generation
     print(
         f"\ncost of {call['prompt_tokens']} + {call['completion_tokens']} tokens: "
@@ -208,12 +230,20 @@ def test_a_changed_price_replaces_the_definition(registry: Registry) -> None:
     assert len(registry.connections()) == 1
 
 
-def test_an_evaluator_on_the_connection_makes_langfuse_call_the_llm(registry: Registry) -> None:
-    """Creating an LLM-as-a-judge evaluator runs Langfuse's preflight, a structured-output call
-    of the chosen model through the LLM connection (web/src/features/evals/server/
-    evaluator-preflight.ts: testModelCall); it answers 200 only when that call succeeded."""
-    body = {
-        "name": "glassbox-judge",
+def test_a_private_address_outside_the_whitelist_is_refused_by_langfuse(registry: Registry) -> None:
+    """The whitelist is the inference hosts, nothing wider: another private address is refused
+    by Langfuse itself, and the role says so with Langfuse's message, never the key."""
+    run = registry.register(DIRECT_PRICE, base_url="http://10.255.255.1:8000/v1", fails=True)
+    failures = " ".join(run.failures("localhost"))
+    assert "Blocked IP address" in failures, failures
+    assert "langfuse_llm_connection_hosts" in failures, failures
+    (connection,) = registry.connections()
+    assert connection["baseURL"] == registry.env["OPENAI_BASE_URL"]
+
+
+def _evaluator(provider: str) -> dict[str, Any]:
+    return {
+        "name": f"glassbox-judge-{provider}",
         "type": "llm_as_judge",
         "prompt": "Rate how helpful this answer is from 0 to 1: {{output}}",
         "outputDefinition": {
@@ -221,10 +251,35 @@ def test_an_evaluator_on_the_connection_makes_langfuse_call_the_llm(registry: Re
             "reasoning": {"description": "One short sentence."},
             "score": {"description": "A number from 0 to 1."},
         },
-        "modelConfig": {"provider": PROVIDER, "model": SERVED_MODEL},
+        "modelConfig": {"provider": provider, "model": SERVED_MODEL},
     }
+
+
+def test_an_evaluator_on_the_connection_makes_langfuse_call_the_llm(registry: Registry) -> None:
+    """Creating an LLM-as-a-judge evaluator runs Langfuse's preflight, a structured-output call
+    of the chosen model through the LLM connection (web/src/features/evals/server/
+    evaluator-preflight.ts: testModelCall); it answers 200 only when that call succeeded. The
+    control: the same URL with a wrong key is refused by the stand-in LLM, so the preflight
+    fails, which shows the call really reaches the LLM."""
+    wrong = {
+        "provider": "glassbox-wrong-key",
+        "adapter": "openai",
+        "secretKey": "sk-vllm-not-the-key",
+        "baseURL": registry.env["OPENAI_BASE_URL"],
+        "customModels": [SERVED_MODEL],
+        "withDefaultModels": False,
+    }
+    put = registry.http.put("/api/public/llm-connections", json=wrong)
+    assert put.status_code in (200, 201), put.text
+    refused = registry.http.post(
+        "/api/public/unstable/evaluators", json=_evaluator("glassbox-wrong-key"), timeout=600
+    )
+    assert refused.status_code >= 400, refused.text[:2000]
+    assert "not valid" in refused.text, refused.text[:2000]
     started = time.monotonic()
-    answer = registry.http.post("/api/public/unstable/evaluators", json=body, timeout=600)
+    answer = registry.http.post(
+        "/api/public/unstable/evaluators", json=_evaluator(PROVIDER), timeout=600
+    )
     took = time.monotonic() - started
     print(f"\nevaluator preflight through Langfuse: HTTP {answer.status_code} in {took:.1f} s")
     assert answer.status_code == 200, answer.text[:2000]

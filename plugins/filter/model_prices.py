@@ -38,6 +38,22 @@ PER_MILLION = 1_000_000
 # Langfuse's adapter for OpenAI-compatible servers (packages/shared/src/server/llm/types.ts:
 # LLMAdapter.OpenAI = "openai").
 OPENAI_ADAPTER = "openai"
+# Usage types a generation of an OpenAI-compatible server can carry, and the price each gets:
+# Langfuse splits `prompt_tokens_details` / `completion_tokens_details` into input_<key> /
+# output_<key> and lowers input / output by them (packages/shared/src/server/ingestion/types.ts,
+# OpenAICompletionUsageSchema), and prices each usage type on its own (calculateUsageCosts). A
+# cached prompt token is a prompt token here (the throughput counted it), a reasoning token a
+# generated one; vLLM reports them with --enable-prompt-tokens-details, llama.cpp always.
+PRICED_USAGE = {
+    "input": "input",
+    "input_cached_tokens": "input",
+    "output": "output",
+    "output_reasoning_tokens": "output",
+}
+# The one pricing tier of a definition (the shape Langfuse's POST /api/public/models takes:
+# packages/shared/src/features/model-pricing/validation.ts, PricingTierInputSchema; the default
+# tier has priority 0 and no conditions).
+DEFAULT_TIER = {"name": "Standard", "isDefault": True, "priority": 0, "conditions": []}
 # Relative tolerance when comparing a registered price with the wanted one (Langfuse keeps
 # Decimal(65,30) and answers with a JSON number).
 PRICE_REL_TOL = 1e-9
@@ -179,13 +195,13 @@ def model_definitions(endpoints: list[dict[str, Any]]) -> dict[str, Any]:
         if prices is None:
             unpriced.append(name)
             continue
+        tier_prices = {usage: per_token(prices[kind]) for usage, kind in PRICED_USAGE.items()}
         definitions.append(
             {
                 "modelName": name,
                 "matchPattern": match_pattern(name),
                 "unit": "TOKENS",
-                "inputPrice": per_token(prices["input"]),
-                "outputPrice": per_token(prices["output"]),
+                "pricingTiers": [{**DEFAULT_TIER, "prices": tier_prices}],
             }
         )
     return {"definitions": definitions, "unpriced": unpriced}
@@ -223,14 +239,19 @@ def model_actions(existing: list[dict[str, Any]], wanted: list[dict[str, Any]]) 
 
 
 def _definition_matches(have: dict[str, Any], want: dict[str, Any]) -> bool:
+    """Same pattern, unit and one default tier with the same price per usage type (GET answers
+    the default tier's prices as `prices`: {usage type: {price}})."""
+    tiers = have.get("pricingTiers") or []
+    wanted = want["pricingTiers"][0]["prices"]
+    held = {k: (v or {}).get("price") for k, v in (have.get("prices") or {}).items()}
     return (
         have.get("matchPattern") == want["matchPattern"]
         and have.get("unit") == want["unit"]
-        and have.get("totalPrice") is None
         and not have.get("startDate")
-        and len(have.get("pricingTiers") or []) <= 1
-        and _same_price(have.get("inputPrice"), want["inputPrice"])
-        and _same_price(have.get("outputPrice"), want["outputPrice"])
+        and len(tiers) == 1
+        and bool(tiers[0].get("isDefault"))
+        and set(held) == set(wanted)
+        and all(_same_price(held[k], wanted[k]) for k in wanted)
     )
 
 

@@ -138,14 +138,19 @@ def test_match_pattern_matches_only_the_served_name():
     assert not re.search(pattern, "Qwen/Qwen2.5-0.5B-Instruct-AWQ")
 
 
+TIER_PRICES = {
+    "input": 1e-6,
+    "input_cached_tokens": 1e-6,
+    "output": 2e-6,
+    "output_reasoning_tokens": 2e-6,
+}
+
+
 def test_definitions_for_priced_models_and_names_of_the_others():
+    price = {"input_per_million": 1, "output_per_million": 2}
     plan = prices.model_definitions(
         [
-            {
-                "model": "a",
-                "base_url": "u",
-                "price": {"input_per_million": 1, "output_per_million": 2},
-            },
+            {"model": "a", "base_url": "u", "price": price},
             {"model": "b", "base_url": "u"},
             {"model": "a", "base_url": "other host"},
         ]
@@ -156,36 +161,39 @@ def test_definitions_for_priced_models_and_names_of_the_others():
         "modelName": "a",
         "matchPattern": "(?i)^(a)$",
         "unit": "TOKENS",
-        "inputPrice": 1e-6,
-        "outputPrice": 2e-6,
+        "pricingTiers": [
+            {
+                "name": "Standard",
+                "isDefault": True,
+                "priority": 0,
+                "conditions": [],
+                "prices": TIER_PRICES,
+            }
+        ],
     }
 
 
-def _registered(**overrides):
+def _registered(prices_held=None, **overrides):
+    held = TIER_PRICES if prices_held is None else prices_held
     return {
         "id": "m1",
         "modelName": "a",
         "matchPattern": "(?i)^(a)$",
         "unit": "TOKENS",
-        "inputPrice": 1e-6,
-        "outputPrice": 2e-6,
+        "inputPrice": held.get("input"),
+        "outputPrice": held.get("output"),
         "totalPrice": None,
         "startDate": None,
         "isLangfuseManaged": False,
-        "pricingTiers": [{"isDefault": True}],
+        "prices": {k: {"price": v} for k, v in held.items()},
+        "pricingTiers": [{"isDefault": True, "prices": held}],
         **overrides,
     }
 
 
-WANTED = [
-    {
-        "modelName": "a",
-        "matchPattern": "(?i)^(a)$",
-        "unit": "TOKENS",
-        "inputPrice": 1e-6,
-        "outputPrice": 2e-6,
-    }
-]
+WANTED = prices.model_definitions(
+    [{"model": "a", "base_url": "u", "price": {"input_per_million": 1, "output_per_million": 2}}]
+)["definitions"]
 
 
 def test_an_equal_definition_is_left_alone():
@@ -205,12 +213,13 @@ def test_a_missing_definition_is_created():
 @pytest.mark.parametrize(
     "changed",
     [
-        {"outputPrice": 3e-6},
-        {"inputPrice": None},
+        {"prices_held": {**TIER_PRICES, "output": 3e-6}},
+        {"prices_held": {"input": 1e-6, "output": 2e-6}},
+        {"prices_held": {**TIER_PRICES, "total": 1e-6}},
         {"matchPattern": "a"},
         {"unit": "CHARACTERS"},
-        {"totalPrice": 1e-6},
         {"startDate": "2026-01-01T00:00:00.000Z"},
+        {"pricingTiers": [{"isDefault": True}, {"isDefault": False}]},
     ],
 )
 def test_a_changed_definition_is_replaced(changed):
@@ -225,7 +234,7 @@ def test_two_own_definitions_of_one_name_are_both_replaced():
 
 
 def test_decimal_noise_is_not_a_change():
-    noisy = _registered(inputPrice=1e-6 * (1 + 1e-12))
+    noisy = _registered(prices_held={**TIER_PRICES, "input": 1e-6 * (1 + 1e-12)})
     assert prices.model_actions([noisy], WANTED)["unchanged"] == ["a"]
 
 
