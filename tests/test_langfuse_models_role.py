@@ -112,3 +112,32 @@ def test_missing_facts_stop_the_run_saying_which_role_to_run(tmp_path, lf_vars, 
     assert run.rc != 0
     messages = " ".join(run.failures("localhost"))
     assert "run the vllm and langfuse roles first" in messages, messages
+
+
+def test_check_mode_before_the_first_deploy_predicts_the_registration(tmp_path):
+    """--check on a fresh deployment: Langfuse is not reachable yet; the run does not fail and
+    reports what it would register."""
+    priced = {
+        "vllm_connection": {
+            **VLLM["vllm_connection"],
+            "endpoints": [
+                {
+                    "model": "m",
+                    "base_url": "http://gpu1:8000/v1",
+                    "price": {"input_per_million": 1, "output_per_million": 2},
+                }
+            ],
+        }
+    }
+    run = play(
+        tmp_path,
+        "playbooks/langfuse_models.yml",
+        inventory=_inventory(LANGFUSE, priced),
+        check=True,
+        diff=True,
+    )
+    assert run.rc == 0, run.output[-3000:]
+    assert run.changed("localhost") == 1
+    text = json.dumps(run.report)
+    assert "Would delete 0 and create" in text
+    assert SECRET not in run.output
