@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.realstack.stack import LLMEndpoint, RealStack
 from tests.standin.harness import LLM_API_KEY, SERVED_MODEL, AppEnv
 from tests.standin.langfuse_double import DoubleConfig, LangfuseDouble
 from tests.standin.llm_server import LLMServerProcess
@@ -18,6 +19,21 @@ def standin_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LLMServerP
     log = tmp_path_factory.mktemp("llm") / "llm-server.log"
     with LLMServerProcess(api_key=LLM_API_KEY, alias=SERVED_MODEL, log_path=log) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def real_stack(
+    standin_llm: LLMServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RealStack]:
+    """The real Langfuse stack (tests/realstack), configured by the role, one per session: the
+    realstack tests of several files share it (it takes minutes to start)."""
+    stack = RealStack(
+        tmp_path_factory.mktemp("realstack"),
+        LLMEndpoint(standin_llm.base_url, LLM_API_KEY, SERVED_MODEL),
+    )
+    stack.start()
+    yield stack
+    stack.stop()
 
 
 @pytest.fixture

@@ -51,6 +51,15 @@ CASES: dict[str, tuple[dict, str]] = {
         },
         "langfuse_s3_region",
     ),
+    # Only bare host names and addresses go into Langfuse's LLM-connection whitelist.
+    "llm_host_url": (
+        {"langfuse_llm_connection_hosts": ["http://gpu1.example.com:8000"]},
+        "langfuse_llm_connection_hosts",
+    ),
+    "llm_host_wildcard": (
+        {"langfuse_llm_connection_hosts": ["*.example.com"]},
+        "langfuse_llm_connection_hosts",
+    ),
 }
 # Valid given values: the same run must accept them (proves the checks are not simply always red).
 GOOD = {
@@ -64,6 +73,7 @@ GOOD = {
     "langfuse_media_upload_enabled": True,
     "langfuse_public_url": "https://lf.example.org",
     "langfuse_s3_public_url": "https://s3.lf.example.org",
+    "langfuse_llm_connection_hosts": ["gpu1.example.org", "10.0.0.7", "fd00::7", "[fd00::8]"],
 }
 
 

@@ -40,6 +40,8 @@ SCENARIOS: dict[str, dict] = {
         "langfuse_encryption_key": GIVEN_ENCRYPTION_KEY,
         "langfuse_public_key": GIVEN_PUBLIC_KEY,
         "langfuse_secret_key": GIVEN_SECRET_KEY,
+        # Inference hosts Langfuse may call (LLM connections): a name and two addresses.
+        "langfuse_llm_connection_hosts": ["GPU1.example.internal", "10.0.0.7", "fd00::7"],
     },
     # Every store external: only web and worker remain.
     "all_external": {
@@ -413,3 +415,18 @@ def test_connection_fact_carries_public_url_and_keys(rendered, scenario):
         "public_key": web["LANGFUSE_INIT_PROJECT_PUBLIC_KEY"],
         "secret_key": web["LANGFUSE_INIT_PROJECT_SECRET_KEY"],
     }
+
+
+def test_llm_connection_whitelist_is_the_inference_hosts_only(rendered):
+    """Langfuse 4.16.0 refuses LLM base URLs on private addresses unless whitelisted by exact host
+    name (LANGFUSE_LLM_CONNECTION_WHITELISTED_HOST) or exact address (_IPS); both web (which
+    validates the URL on PUT) and worker (which calls it for evaluations) get the same lists, and
+    no CIDR segment is ever opened (packages/shared/src/server/llm/baseUrlValidation.ts)."""
+    for service in ("langfuse-web", "langfuse-worker"):
+        env = rendered["media"].env(service)
+        assert env["LANGFUSE_LLM_CONNECTION_WHITELISTED_HOST"] == "gpu1.example.internal"
+        assert env["LANGFUSE_LLM_CONNECTION_WHITELISTED_IPS"] == "10.0.0.7,fd00::7"
+        assert "LANGFUSE_LLM_CONNECTION_WHITELISTED_IP_SEGMENTS" not in env
+    # No inference host in the inventory: nothing is whitelisted.
+    single = rendered["single"].env("langfuse-web")
+    assert not any(k.startswith("LANGFUSE_LLM_CONNECTION_WHITELISTED") for k in single)

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -24,19 +23,7 @@ from tests.standin.harness import LLM_API_KEY, SERVED_MODEL, run_smoke
 from tests.standin.llm_server import LLMServerProcess
 
 pytestmark = pytest.mark.realstack
-
-
-@pytest.fixture(scope="module")
-def real_stack(
-    standin_llm: LLMServerProcess, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RealStack]:
-    stack = RealStack(
-        tmp_path_factory.mktemp("realstack"),
-        LLMEndpoint(standin_llm.base_url, LLM_API_KEY, SERVED_MODEL),
-    )
-    stack.start()
-    yield stack
-    stack.stop()
+# The `real_stack` fixture (one stack for the session) is in tests/conftest.py.
 
 
 def test_smoke_suite_passes_against_real_langfuse(real_stack: RealStack) -> None:

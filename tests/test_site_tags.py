@@ -37,7 +37,16 @@ def listed_roles(tmp_path, *tags: str) -> tuple[list[str], str]:
         ("docker", ["docker_engine :"], ["nvidia_driver :", "vllm :", "langfuse :", "connect :"]),
         ("gpu", ["nvidia_driver :", "nvidia_container_toolkit :"], ["vllm :", "langfuse :"]),
         ("vllm", ["vllm :"], ["docker_engine :", "langfuse :", "nvidia_driver : Install"]),
-        ("langfuse", ["langfuse :"], ["docker_engine :", "vllm : Load", "connect :"]),
+        (
+            "langfuse",
+            ["langfuse :"],
+            ["docker_engine :", "vllm : Load", "connect :", "langfuse_models :"],
+        ),
+        (
+            "langfuse_models",
+            ["langfuse_models : Check the facts published by the langfuse and vllm roles"],
+            ["docker_engine :", "vllm : Load", "langfuse : Load", "connect :"],
+        ),
     ],
 )
 def test_a_tag_runs_its_slice_after_the_checks(tmp_path, tag, expected, absent):

@@ -71,6 +71,22 @@ GOOD = {
             model("Qwen2.5-0.5B-Instruct", 8002, served_name="cpu-small", accelerator="cpu"),
         ],
     },
+    # Prices for Langfuse's cost per trace: one given per 1M tokens, one from the hardware.
+    "priced": {
+        **NO_GPU,
+        "vllm_models": [
+            model(
+                "A",
+                8000,
+                served_name="a",
+                price={"input_per_million": 0.2, "output_per_million": "0.6"},
+            ),
+            model(
+                "B", 8001, served_name="b", price={"hourly_cost": 2.88, "tokens_per_second": 800}
+            ),
+            model("C", 8002, served_name="c"),
+        ],
+    },
 }
 
 # host -> (vars, words the failure message must contain)
@@ -176,6 +192,35 @@ BAD = {
     "bad_no_cpu_image_for_arch": (
         {**NO_GPU, "fake_architecture": "ppc64le"},
         ["vllm_image_cpu is empty", "ppc64le", "x86_64, aarch64"],
+    ),
+    "bad_price_negative": (
+        {
+            **NO_GPU,
+            "vllm_models": [
+                model("A", 8000, price={"input_per_million": -1, "output_per_million": 1})
+            ],
+        },
+        ["vllm_models[0].price.input_per_million", "0 or more"],
+    ),
+    "bad_price_not_a_number": (
+        {
+            **NO_GPU,
+            "vllm_models": [
+                model("A", 8000, price={"input_per_million": "cheap", "output_per_million": 1})
+            ],
+        },
+        ["input_per_million", "vllm_models", "float"],
+    ),
+    "bad_price_zero_throughput": (
+        {
+            **NO_GPU,
+            "vllm_models": [model("A", 8000, price={"hourly_cost": 2, "tokens_per_second": 0})],
+        },
+        ["vllm_models[0].price.tokens_per_second is 0"],
+    ),
+    "bad_price_hourly_cost_alone": (
+        {**NO_GPU, "vllm_models": [model("A", 8000, price={"hourly_cost": 2})]},
+        ["vllm_models[0].price.tokens_per_second", "benchmarks/throughput.py"],
     ),
 }
 
@@ -380,3 +425,21 @@ def test_bad_input_fails_naming_the_variable(run, host):
     message = run["failures"][host]
     for word in BAD[host][1]:
         assert word in message, f"{word!r} not in {message}"
+
+
+def test_prices_reach_the_connection_fact_per_served_model(run):
+    """The langfuse_models role reads each model's price from vllm_connection.endpoints."""
+    endpoints = _connection(run, "priced")["endpoints"]
+    assert endpoints == [
+        {
+            "model": "a",
+            "base_url": "http://priced:8000/v1",
+            "price": {"input_per_million": 0.2, "output_per_million": "0.6"},
+        },
+        {
+            "model": "b",
+            "base_url": "http://priced:8001/v1",
+            "price": {"hourly_cost": 2.88, "tokens_per_second": 800},
+        },
+        {"model": "c", "base_url": "http://priced:8002/v1"},
+    ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from typing import Any
 
 WILDCARD_ADDRESSES = ("0.0.0.0", "::", "")  # noqa: S104 - compared against, never bound
 
@@ -100,6 +101,17 @@ def file_differs(found: dict, content: str, spec: dict, owner: str = "root") -> 
     )
 
 
+def host_addresses(names: list[str], hostvars: Any, var: str) -> list[str]:
+    """The address each named host is reached at: its `var` when the inventory sets it, else
+    ansible_host, else its inventory name (the same precedence as vllm_public_host's default)."""
+    out = []
+    for name in names or []:
+        values = hostvars[name]
+        address = values.get(var) or values.get("ansible_host") or name
+        out.append(str(address))
+    return out
+
+
 class FilterModule:
     """Ansible entry point."""
 
@@ -110,4 +122,5 @@ class FilterModule:
             "glassbox_env_files": env_files,
             "glassbox_nvidia_smi": nvidia_smi,
             "glassbox_file_differs": file_differs,
+            "glassbox_host_addresses": host_addresses,
         }

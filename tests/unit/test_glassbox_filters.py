@@ -130,3 +130,13 @@ def test_a_file_that_matches_its_render_is_skipped():
 )
 def test_a_file_that_differs_goes_through_the_template_module(found, content, spec):
     assert filters.file_differs(found, content, spec) is True
+
+
+def test_host_addresses_follow_vllm_public_host_then_ansible_host_then_the_name():
+    hostvars = {
+        "gpu1": {"vllm_public_host": "llm.example.internal", "ansible_host": "10.0.0.1"},
+        "gpu2": {"ansible_host": "10.0.0.2"},
+        "gpu3": {},
+    }
+    got = filters.host_addresses(["gpu1", "gpu2", "gpu3"], hostvars, "vllm_public_host")
+    assert got == ["llm.example.internal", "10.0.0.2", "gpu3"]

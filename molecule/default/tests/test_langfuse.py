@@ -153,3 +153,18 @@ def test_only_web_gets_the_public_media_endpoint(host, config):
     assert public.endswith(":9090"), public
     assert "minio" not in public
     assert web["NEXTAUTH_URL"].split("://", 1)[1].split(":")[0] in public
+
+
+@pytest.mark.parametrize("service", ["langfuse-web", "langfuse-worker"])
+def test_llm_connections_may_reach_the_inference_host_and_nothing_wider(config, service):
+    """roles/langfuse whitelists exactly the inference hosts (here: this one host) for Langfuse's
+    LLM connections, by name or address; never a CIDR segment."""
+    env = config["services"][service]["environment"]
+    listed = [
+        value
+        for key in ("HOST", "IPS")
+        for value in (env.get(f"LANGFUSE_LLM_CONNECTION_WHITELISTED_{key}") or "").split(",")
+        if value
+    ]
+    assert len(listed) == 1, listed
+    assert "LANGFUSE_LLM_CONNECTION_WHITELISTED_IP_SEGMENTS" not in env

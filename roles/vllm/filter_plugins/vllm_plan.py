@@ -296,10 +296,15 @@ def problems(models: list[dict[str, Any]], host: dict[str, Any]) -> list[str]:
     return out
 
 
-def endpoints(models: list[dict[str, Any]], host: dict[str, Any]) -> list[dict[str, str]]:
-    """Each served model and the base URL clients use for it."""
+def endpoints(models: list[dict[str, Any]], host: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each served model and the base URL clients use for it, with its `price` when it has one
+    (the langfuse_models role registers it in Langfuse; plugins/filter/model_prices.py)."""
     return [
-        {"model": m["served_name"], "base_url": f"http://{host['public_host']}:{m['port']}/v1"}
+        {
+            "model": m["served_name"],
+            "base_url": f"http://{host['public_host']}:{m['port']}/v1",
+            **({"price": dict(m["price"])} if m.get("price") else {}),
+        }
         for m in models
     ]
 
