@@ -118,9 +118,27 @@ def test_rerun_without_controller_cache_reuses_what_the_host_has(batch):
     assert batch.second.changed("cache_lost") == 1  # only the rebuilt cache file
 
 
+HOST_WRITE = "Write the secrets file on the host (0600, the source of truth)"
+CACHE_WRITE = "Write the controller-side copy (0600, git-ignored)"
+
+
+def skipped(run, task_name: str, host: str) -> bool:
+    for task in run.report["plays"][0]["tasks"]:
+        if task["task"]["name"].endswith(task_name):
+            return bool(task["hosts"][host].get("skipped"))
+    raise AssertionError(f"no task {task_name!r}")
+
+
 def test_second_run_changes_nothing(batch):
     assert batch.second.changed("rerun") == 0
     assert batch.values("rerun") == batch.first_values["rerun"]
+
+
+def test_a_converged_host_skips_the_copy_modules(batch):
+    assert skipped(batch.second, HOST_WRITE, "rerun")
+    assert skipped(batch.second, CACHE_WRITE, "rerun")
+    assert not skipped(batch.second, HOST_WRITE, "host_file_lost")
+    assert not skipped(batch.second, CACHE_WRITE, "cache_lost")
 
 
 def test_controller_cache_restores_a_lost_host_file(batch):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from typing import Any
 
 WILDCARD_ADDRESSES = ("0.0.0.0", "::", "")  # noqa: S104 - compared against, never bound
@@ -101,6 +102,21 @@ def file_differs(found: dict, content: str, spec: dict, owner: str = "root") -> 
     )
 
 
+def local_path_differs(path: str, mode: str, content: str | None = None) -> bool:
+    """On the controller (filters run there): whether `path` is not yet a directory with `mode`
+    (content None) or a file holding exactly `content` with `mode`. Lets a converged run skip a
+    delegated file/copy module call; a path that differs goes through the module as before."""
+    try:
+        info = os.stat(path)
+        if content is None:
+            return not stat.S_ISDIR(info.st_mode) or stat.S_IMODE(info.st_mode) != int(mode, 8)
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return True
+    return data != content.encode("utf-8") or stat.S_IMODE(info.st_mode) != int(mode, 8)
+
+
 def host_addresses(names: list[str], hostvars: Any, var: str) -> list[str]:
     """The address each named host is reached at: its `var` when the inventory sets it, else
     ansible_host, else its inventory name (the same precedence as vllm_public_host's default)."""
@@ -122,5 +138,6 @@ class FilterModule:
             "glassbox_env_files": env_files,
             "glassbox_nvidia_smi": nvidia_smi,
             "glassbox_file_differs": file_differs,
+            "glassbox_local_path_differs": local_path_differs,
             "glassbox_host_addresses": host_addresses,
         }

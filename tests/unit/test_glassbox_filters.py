@@ -140,3 +140,18 @@ def test_host_addresses_follow_vllm_public_host_then_ansible_host_then_the_name(
     }
     got = filters.host_addresses(["gpu1", "gpu2", "gpu3"], hostvars, "vllm_public_host")
     assert got == ["llm.example.internal", "10.0.0.2", "gpu3"]
+
+
+def test_local_path_differs_compares_content_and_mode(tmp_path):
+    path = tmp_path / "demo.json"
+    assert filters.local_path_differs(str(path), "0600", "{}\n") is True  # missing
+    path.write_text("{}\n")
+    path.chmod(0o600)
+    assert filters.local_path_differs(str(path), "0600", "{}\n") is False
+    assert filters.local_path_differs(str(path), "0600", "{}") is True  # content
+    path.chmod(0o644)
+    assert filters.local_path_differs(str(path), "0600", "{}\n") is True  # mode
+    tmp_path.chmod(0o700)
+    assert filters.local_path_differs(str(tmp_path), "0700") is False
+    assert filters.local_path_differs(str(tmp_path), "0755") is True
+    assert filters.local_path_differs(str(path), "0644") is True  # a file where a directory is due
