@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location(
-    "glassbox_filters", REPO / "plugins" / "filter" / "glassbox.py"
-)
-filters = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(filters)
+from tests.unit import load_plugin
+
+filters = load_plugin("plugins/filter/glassbox.py")
 
 
 def test_credentials_beside_the_hosts_own_inventory(tmp_path):

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location(
-    "model_prices", REPO / "plugins" / "filter" / "model_prices.py"
-)
-prices = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(prices)
+from tests.unit import load_plugin
+
+prices = load_plugin("plugins/filter/model_prices.py")
 
 
 def problems_of(price):

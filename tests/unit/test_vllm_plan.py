@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location(
-    "vllm_plan", REPO / "roles" / "vllm" / "filter_plugins" / "vllm_plan.py"
-)
-plan = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(plan)
+from tests.unit import REPO, load_plugin
+
+plan = load_plugin("roles/vllm/filter_plugins/vllm_plan.py")
 
 DEFAULTS = yaml.safe_load((REPO / "roles" / "vllm" / "vars" / "main.yml").read_text())[
     "__vllm_model_defaults"
