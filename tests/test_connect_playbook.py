@@ -93,6 +93,23 @@ def test_connect_writes_the_app_env_file(tmp_path: Path) -> None:
     for value in secrets.values():
         assert value not in output, "a secret reached the playbook output"
 
+    again = play(
+        inventory_dir.parent / "again",
+        "playbooks/connect.yml",
+        inventory=inventory_dir / "hosts.yml",
+        timeout=150,
+    )
+    assert again.rc == 0, again.output
+    assert again.changed("localhost") == 0
+    names = ("Write the app env file", "Create the credentials directory")
+    writes = [
+        task["hosts"]["localhost"]
+        for task in again.report["plays"][0]["tasks"]
+        if task["task"]["name"].endswith(names)
+    ]
+    assert len(writes) == 2
+    assert all(result.get("skipped") for result in writes), "a converged app env was rewritten"
+
 
 def test_connect_fails_clearly_without_the_facts(tmp_path: Path) -> None:
     secrets = _secrets()
