@@ -38,11 +38,11 @@ lint: $(STAMP) ## yamllint, ansible-lint (production profile), ruff
 	$(BIN)/ruff format --check .
 
 .PHONY: test-unit
-test-unit: $(STAMP) ## the fast loop: unit, contract and argument-spec tests, on every core
+test-unit: $(STAMP) ## the fast loop: unit and argument tests, one wiring render, on every core
 	$(BIN)/pytest tests -m "not realstack and not slow and not roles" -n auto --dist loadfile
 
 .PHONY: test-roles
-test-roles: $(STAMP) ## whole roles run by real ansible-playbook on faked local hosts (batched, every core)
+test-roles: $(STAMP) ## contracts and whole roles by real ansible-playbook on faked local hosts (batched)
 	$(BIN)/pytest tests -m "roles" -n auto --dist loadfile
 
 .PHONY: test-standin

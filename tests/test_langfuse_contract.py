@@ -16,6 +16,9 @@ import yaml
 
 from tests.langfuse_harness import parse_env_file, run_playbook
 
+# A whole role entry point rendered by real Ansible for a matrix of hosts: the roles tier.
+pytestmark = pytest.mark.roles
+
 GIVEN_ENCRYPTION_KEY = "ab" * 32
 GIVEN_PUBLIC_KEY = "pk-lf-given-public-0001"
 GIVEN_SECRET_KEY = "sk-lf-given-secret-0001"  # noqa: S105 -- a test value, not a credential

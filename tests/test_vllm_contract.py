@@ -14,6 +14,9 @@ import yaml
 
 from tests.ansible_run import local_inventory, play
 
+# A whole role entry point rendered by real Ansible for a matrix of hosts: the roles tier.
+pytestmark = pytest.mark.roles
+
 ROOT = Path(__file__).resolve().parents[1]
 GPU_IMAGE = "vllm/vllm-openai:v0.31.0"
 CPU_IMAGE = "vllm/vllm-openai-cpu:v0.31.0-x86_64"
