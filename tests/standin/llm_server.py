@@ -8,6 +8,10 @@ smoke suite, so a thin *model gate* sits in front of it, in the same child proce
   The gate answers 404 in vLLM's shape for names it does not serve and relays everything else.
 - nothing else: auth (the API key), /health, /v1/models and completions are llama.cpp's own.
 
+For each completion request it relays, the gate writes one line to stderr (the server's log
+file), `gate: <method> <path> -> <status>`, so a test can tell that a caller reached the model
+and what the model server answered.
+
 Run as a child process (``LLMServerProcess``) so tests can stop it (to simulate "vLLM down") and so
 its threads never share the test process. ``python -m tests.standin.llm_server --help`` for the CLI.
 """
@@ -117,6 +121,8 @@ class _GateHandler(BaseHTTPRequestHandler):
             return
         upstream.request(self.command, self.path, body=body or None, headers=headers)
         response = upstream.getresponse()
+        if self.path.split("?", 1)[0] in COMPLETION_PATHS:
+            print(f"gate: {self.command} {self.path} -> {response.status}", file=sys.stderr)
         streaming = "text/event-stream" in (response.getheader("Content-Type") or "")
         self.send_response(response.status)
         for key, value in response.getheaders():
