@@ -11,6 +11,16 @@ from pathlib import Path
 
 from tests.ansible_run import PlaybookRun, local_inventory, play
 
+# The langfuse role as the real-stack harness and a deploy use it without Docker: its checks,
+# then its render (secrets, compose_project), then the published langfuse_connection fact.
+RENDER_TASKS = [
+    {
+        "name": f"langfuse {entry}",
+        "ansible.builtin.include_role": {"name": "langfuse", "tasks_from": entry},
+    }
+    for entry in ("validate", "render", "connection")
+]
+
 
 def run_playbook(
     tmp_path: Path, hosts: dict[str, dict], tasks: list[dict]

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.langfuse_harness import parse_env_file, run_playbook
+from tests.langfuse_harness import RENDER_TASKS, parse_env_file, run_playbook
 
 # A whole role entry point rendered by real Ansible for a matrix of hosts: the roles tier.
 pytestmark = pytest.mark.roles
@@ -141,18 +141,7 @@ def rendered(tmp_path_factory) -> dict[str, Rendered]:
         tmp_path,
         SCENARIOS,
         [
-            {
-                "name": "Validate",
-                "ansible.builtin.include_role": {"name": "langfuse", "tasks_from": "validate"},
-            },
-            {
-                "name": "Render",
-                "ansible.builtin.include_role": {"name": "langfuse", "tasks_from": "render"},
-            },
-            {
-                "name": "Publish langfuse_connection",
-                "ansible.builtin.include_role": {"name": "langfuse", "tasks_from": "connection"},
-            },
+            *RENDER_TASKS,
             {
                 "name": "Keep the published fact for the test",
                 "ansible.builtin.copy": {

@@ -11,6 +11,7 @@ import json
 import yaml
 
 from tests.ansible_run import local_inventory, play
+from tests.langfuse_harness import RENDER_TASKS
 
 PLAYS = [
     {
@@ -26,18 +27,7 @@ PLAYS = [
                 "name": "Render vLLM",
                 "ansible.builtin.include_role": {"name": "vllm", "tasks_from": "render"},
             },
-            {
-                "name": "Check and render Langfuse",
-                "ansible.builtin.include_role": {"name": "langfuse", "tasks_from": "validate"},
-            },
-            {
-                "name": "Render Langfuse",
-                "ansible.builtin.include_role": {"name": "langfuse", "tasks_from": "render"},
-            },
-            {
-                "name": "Publish langfuse_connection",
-                "ansible.builtin.include_role": {"name": "langfuse", "tasks_from": "connection"},
-            },
+            *RENDER_TASKS,
             {
                 "name": "Keep the published facts",
                 "ansible.builtin.copy": {
