@@ -42,6 +42,11 @@ def host_kind(name: Any) -> str:
     return "dns"
 
 
+def bad_names(names: list[Any]) -> list[str]:
+    """The names that are neither a DNS name nor an IP address (see host_kind)."""
+    return [str(name) for name in names or [] if host_kind(name) == "bad"]
+
+
 def san_entries(names: list[Any]) -> list[str]:
     """The certificate SAN entries (`DNS:x` / `IP:y`) for host names and addresses, in order,
     without duplicates; `bad` names are left out (validate refuses them first)."""
@@ -251,6 +256,7 @@ class FilterModule:
     def filters(self):
         return {
             "glassbox_host_kind": host_kind,
+            "glassbox_tls_bad_names": bad_names,
             "glassbox_tls_san_entries": san_entries,
             "glassbox_tls_reissue_reasons": reissue_reasons,
             "glassbox_tls_provided_problems": provided_problems,

@@ -146,3 +146,7 @@ def test_the_smoke_suite_never_turns_verification_off():
         if "verify=false" in path.read_text(encoding="utf-8").replace(" ", "").lower()
     ]
     assert offenders == []
+
+
+def test_bad_names_lists_only_the_bad():
+    assert tls.bad_names(["ok.example", "10.0.0.1", "bad_name", ""]) == ["bad_name", ""]
