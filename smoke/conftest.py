@@ -20,9 +20,12 @@ SETTINGS_KEY = pytest.StashKey[gs.Settings]()
 
 def pytest_configure(config: pytest.Config) -> None:
     try:
-        config.stash[SETTINGS_KEY] = gs.load_settings()
+        settings = gs.load_settings()
     except gs.ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    # Before any client exists: httpx and requests read the CA settings when they are built.
+    gs.export_trust(settings)
+    config.stash[SETTINGS_KEY] = settings
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -31,6 +34,7 @@ def pytest_report_header(config: pytest.Config) -> str:
         f"glassbox smoke: settings from {settings.source}; Langfuse {settings.langfuse_base_url}; "
         f"vLLM {settings.openai_base_url} model {settings.model}; "
         f"deadline {settings.deadline_s:g} s"
+        + "".join(f"; {key}={value}" for key, value in settings.trust[:1])
     )
 
 

@@ -10,7 +10,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -37,6 +37,12 @@ OPTIONAL_KEYS = (
     "GLASSBOX_SMOKE_MIN_LENGTH",
     "GLASSBOX_SMOKE_GOOD_LENGTH",
 )
+# TLS (issue 12): the app env file names the CA bundle clients must trust. httpx reads
+# SSL_CERT_FILE when a client is built (httpx/_config.py create_ssl_context); requests reads
+# REQUESTS_CA_BUNDLE (sessions.py merge_environment_settings; the Langfuse SDK's OTLP exporter
+# posts through requests with verify=True). Both come from the process environment, so
+# load_settings' caller exports them (export_trust).
+TRUST_KEYS = ("GLASSBOX_CA_FILE", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 HOW_TO_CONFIGURE = (
     "run `ansible-playbook -i inventories/<env> playbooks/connect.yml` (writes "
     "inventories/<env>/credentials/app.env), point GLASSBOX_ENV_FILE at an app env file, "
@@ -212,6 +218,7 @@ class Settings:
     max_latency_ms: float = 5000.0
     min_length: int = 20
     good_length: int = 100
+    trust: tuple[tuple[str, str], ...] = ()
 
     @property
     def vllm_root(self) -> str:
@@ -242,7 +249,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"smoke: GLASSBOX_ENV_FILE={explicit} does not exist; {HOW_TO_CONFIGURE}")
     else:
         source = "environment"
-    for key in (*REQUIRED_KEYS, *OPTIONAL_KEYS):
+    for key in (*REQUIRED_KEYS, *OPTIONAL_KEYS, *TRUST_KEYS):
         if environ.get(key):
             values[key] = environ[key]
     if not values.get("LANGFUSE_BASE_URL") and values.get("LANGFUSE_HOST"):
@@ -252,6 +259,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"smoke: no stack configured; {HOW_TO_CONFIGURE}")
     if missing:
         raise ConfigError(f"smoke: {', '.join(missing)} missing from {source}; {HOW_TO_CONFIGURE}")
+    trust = tuple((key, values[key]) for key in TRUST_KEYS if values.get(key))
+    for key, path in trust:
+        if not Path(path).is_file():
+            raise ConfigError(
+                f"smoke: {key}={path} (from {source}) does not exist; re-run "
+                "playbooks/connect.yml, which writes the CA bundle beside the app env file"
+            )
     return Settings(
         langfuse_public_key=values["LANGFUSE_PUBLIC_KEY"],
         langfuse_secret_key=values["LANGFUSE_SECRET_KEY"],
@@ -264,7 +278,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_latency_ms=_number(values, "GLASSBOX_SMOKE_MAX_LATENCY_MS", 5000.0),
         min_length=int(_number(values, "GLASSBOX_SMOKE_MIN_LENGTH", 20)),
         good_length=int(_number(values, "GLASSBOX_SMOKE_GOOD_LENGTH", 100)),
+        trust=trust,
     )
+
+
+def export_trust(settings: Settings, environ: MutableMapping[str, str] | None = None) -> None:
+    """Put the app env's CA settings into the process environment, where every HTTP client of
+    the suite (httpx, openai, the Langfuse SDK and its OTLP exporter) reads them. Verification
+    stays on: with nothing configured the clients use their default roots."""
+    target = os.environ if environ is None else environ
+    for key, value in settings.trust:
+        target[key] = value
 
 
 # ---- diagnoses: one sentence naming the component, then where to look ---------------------------

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import certifi
 import pytest
 import yaml
 
@@ -22,6 +23,7 @@ from tests.ansible_run import PlaybookRun, play
 from tests.standin.harness import REPO_ROOT, SMOKE_VARIABLES
 from tests.standin.langfuse_double import LangfuseDouble
 from tests.standin.llm_server import LLMServerProcess
+from tests.tls_certs import make_ca
 
 pytestmark = [pytest.mark.roles, pytest.mark.timeout(180)]
 
@@ -160,3 +162,50 @@ def test_smoke_playbook_runs_the_suite_only_when_asked(
     assert "9 passed" in tagged.stdout
     assert double.scores(), "the suite ran against another stack than the inventory's"
     assert double.config.secret_key not in tagged.stdout
+
+
+def test_connect_adds_the_trust_settings_with_tls(tmp_path: Path) -> None:
+    """With TLS on and an internal CA, the app env names the CA and a bundle of it + certifi's
+    roots; an existing file's http URLs turning https is said in the output."""
+    secrets = _secrets()
+    lf = {
+        "base_url": "https://lf.example.test",
+        "public_key": secrets["public_key"],
+        "secret_key": secrets["secret_key"],
+    }
+    vllm = {"base_url": "https://gpu.example.test:8000/v1", "api_key": secrets["api_key"]}
+    vllm["models"] = ["m"]
+    inventory_dir = _inventory(
+        tmp_path,
+        {"langfuse_connection": lf},
+        {"vllm_connection": vllm, "tls_certificate_ca_file": "PLACEHOLDER"},
+    )
+    tls_dir = inventory_dir / "credentials" / "tls"
+    tls_dir.mkdir(parents=True)
+    ca = make_ca("connect test CA")
+    (tls_dir / "ca.crt").write_text(ca.cert_pem)
+    hosts = (
+        (inventory_dir / "hosts.yml").read_text().replace("PLACEHOLDER", str(tls_dir / "ca.crt"))
+    )
+    (inventory_dir / "hosts.yml").write_text(hosts)
+    old_env = inventory_dir / "credentials" / "app.env"
+    old_env.write_text(
+        "LANGFUSE_BASE_URL=http://lf.example.test:3000\nOPENAI_BASE_URL=https://gpu:8000/v1\n"
+    )
+
+    result = _connect(inventory_dir)
+    assert result.rc == 0, result.output
+    bundle = tls_dir / "ca-bundle.pem"
+    lines = old_env.read_text(encoding="utf-8").splitlines()
+    assert lines[-3:] == [
+        f"GLASSBOX_CA_FILE={tls_dir / 'ca.crt'}",
+        f"SSL_CERT_FILE={bundle}",
+        f"REQUESTS_CA_BUNDLE={bundle}",
+    ]
+    assert "LANGFUSE_BASE_URL=https://lf.example.test" in lines
+    roots = Path(certifi.where()).read_text(encoding="ascii")
+    assert bundle.read_text(encoding="ascii") == ca.cert_pem + roots
+    assert "LANGFUSE_BASE_URL: http -> https" in result.stdout
+    assert "OPENAI_BASE_URL:" not in result.stdout, "an unchanged scheme was reported"
+    for value in secrets.values():
+        assert value not in result.output

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import http.server
 import importlib.util
+import json
+import ssl
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
+import certifi
 import pytest
+import requests
 
 from tests.standin.harness import REPO_ROOT
+from tests.tls_certs import make_ca, make_leaf
 
 FULL = {
     "LANGFUSE_PUBLIC_KEY": "pk-lf-1",
@@ -100,3 +108,90 @@ def test_server_floor_of_the_pinned_sdk(
 
 def test_unknown_sdk_major_is_reported(gs: ModuleType) -> None:
     assert "SDK 6.0.0" in gs.server_too_old("4.59.0", "6.0.0")
+
+
+def test_trust_settings_come_from_the_file_and_are_exported(gs: ModuleType, tmp_path: Path) -> None:
+    bundle = tmp_path / "ca-bundle.pem"
+    bundle.write_text("pem\n", encoding="ascii")
+    env_file = tmp_path / "app.env"
+    lines = [f"{k}={v}" for k, v in FULL.items()]
+    lines += [
+        f"GLASSBOX_CA_FILE={bundle}",
+        f"SSL_CERT_FILE={bundle}",
+        f"REQUESTS_CA_BUNDLE={bundle}",
+    ]
+    env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    settings = gs.load_settings({"GLASSBOX_ENV_FILE": str(env_file)})
+    environ: dict[str, str] = {}
+    gs.export_trust(settings, environ)
+    assert environ == {
+        "GLASSBOX_CA_FILE": str(bundle),
+        "SSL_CERT_FILE": str(bundle),
+        "REQUESTS_CA_BUNDLE": str(bundle),
+    }
+    plain = gs.load_settings({**FULL, "GLASSBOX_ENV_FILE": ""})
+    environ = {}
+    gs.export_trust(plain, environ)
+    assert environ == {}
+
+
+def test_a_missing_ca_bundle_is_named(gs: ModuleType, tmp_path: Path) -> None:
+    missing = tmp_path / "gone.pem"
+    with pytest.raises(gs.ConfigError, match=f"SSL_CERT_FILE={missing}"):
+        gs.load_settings({**FULL, "GLASSBOX_ENV_FILE": "", "SSL_CERT_FILE": str(missing)})
+
+
+@pytest.fixture
+def https_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A local HTTPS server answering GET /v1/models, with a certificate from a throwaway CA;
+    yields its base URL and a trust bundle (that CA + certifi's roots, as connect writes it)."""
+    ca = make_ca("smoke https test CA")
+    leaf = make_leaf(ca, ["IP:127.0.0.1"])
+    (tmp_path / "leaf.pem").write_text(leaf.cert_pem + leaf.key_pem, encoding="ascii")
+    bundle = tmp_path / "ca-bundle.pem"
+    bundle.write_text(ca.cert_pem + Path(certifi.where()).read_text("ascii"), encoding="ascii")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"data": [{"id": "m"}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "leaf.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_address[1]}", bundle
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_suite_verifies_https_with_the_app_env_bundle(
+    gs: ModuleType, https_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx (the suite, openai) and requests (the SDK's exporter) verify the internal CA once
+    the app env's settings are exported, and refuse it without them (verification stays on)."""
+    url, bundle = https_server
+    for key in gs.TRUST_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    env = {**FULL, "OPENAI_BASE_URL": f"{url}/v1", "GLASSBOX_ENV_FILE": ""}
+    plain = gs.load_settings(env)
+    with pytest.raises(pytest.fail.Exception, match="CERTIFICATE_VERIFY_FAILED"):
+        gs.get_vllm_models(plain)
+    trusted = gs.load_settings(
+        {**env, "SSL_CERT_FILE": str(bundle), "REQUESTS_CA_BUNDLE": str(bundle)}
+    )
+    environ: dict[str, str] = {}
+    gs.export_trust(trusted, environ)
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    assert gs.get_vllm_models(trusted).json()["data"][0]["id"] == "m"
+    assert requests.get(f"{url}/v1/models", timeout=10).status_code == 200

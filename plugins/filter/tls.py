@@ -250,6 +250,26 @@ def scheme_changes(old_env: str, new_urls: dict[str, str]) -> list[str]:
     return changes
 
 
+def _truthy(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in {"1", "true", "yes", "on", "y", "t"}
+
+
+def connect_ca_file(pair: list[str], hostvars: Any) -> str:
+    """The CA file (a controller path) that verifies a service's certificate, for the app env:
+    `pair` is (host, connection fact name). The connection fact's `ca_file` first, else the
+    tls_certificate role's `tls_certificate_ca_file` on that host; '' with glassbox_tls off."""
+    host, fact = pair
+    if not host:
+        return ""
+    values = hostvars[host]
+    if not _truthy(values.get("glassbox_tls", True)):
+        return ""
+    connection = values.get(fact) or {}
+    return str(connection.get("ca_file") or values.get("tls_certificate_ca_file") or "")
+
+
 class FilterModule:
     """Ansible entry point."""
 
@@ -263,4 +283,5 @@ class FilterModule:
             "glassbox_tls_cert_sha256": cert_sha256,
             "glassbox_tls_trust_bundle": trust_bundle,
             "glassbox_tls_scheme_changes": scheme_changes,
+            "glassbox_connect_ca_file": connect_ca_file,
         }

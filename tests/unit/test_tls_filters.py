@@ -150,3 +150,17 @@ def test_the_smoke_suite_never_turns_verification_off():
 
 def test_bad_names_lists_only_the_bad():
     assert tls.bad_names(["ok.example", "10.0.0.1", "bad_name", ""]) == ["bad_name", ""]
+
+
+def test_connect_ca_file_prefers_the_connection_fact_and_honours_the_switch():
+    hostvars = {
+        "lf": {"langfuse_connection": {"ca_file": "/c/ca.crt"}, "tls_certificate_ca_file": "/x"},
+        "gpu": {"vllm_connection": {}, "tls_certificate_ca_file": "/c/ca.crt"},
+        "off": {"glassbox_tls": "false", "tls_certificate_ca_file": "/c/ca.crt"},
+        "plain": {"vllm_connection": {"base_url": "http://g"}},
+    }
+    assert tls.connect_ca_file(["lf", "langfuse_connection"], hostvars) == "/c/ca.crt"
+    assert tls.connect_ca_file(["gpu", "vllm_connection"], hostvars) == "/c/ca.crt"
+    assert tls.connect_ca_file(["off", "vllm_connection"], hostvars) == ""
+    assert tls.connect_ca_file(["plain", "vllm_connection"], hostvars) == ""
+    assert tls.connect_ca_file(["", "vllm_connection"], hostvars) == ""
