@@ -66,3 +66,23 @@ def test_every_public_default_has_a_comment(role):
             assert previous.startswith("#"), f"{role}: {line.split(':')[0]} has no comment above it"
         if line.strip():
             previous = line.strip()
+
+
+SHARED = ("glassbox_tls", "glassbox_tls_source", "glassbox_public_host", "glassbox_tls_dir")
+
+
+def test_shared_tls_variables_are_declared_alike_in_every_role():
+    """Issue 12's inventory-level variables mean one thing: every role that declares one in its
+    argument specs declares it with the same type, default and choices."""
+    seen: dict[str, tuple[str, dict]] = {}
+    for role in ROLES:
+        specs = yaml.safe_load((REPO / "roles" / role / "meta" / "argument_specs.yml").read_text())
+        for entry in specs["argument_specs"].values():
+            for name in SHARED:
+                spec = (entry.get("options") or {}).get(name)
+                if spec is None:
+                    continue
+                shape = {k: spec.get(k) for k in ("type", "default", "choices", "elements")}
+                first = seen.setdefault(name, (role, shape))
+                assert shape == first[1], f"{name}: {role} says {shape}, {first[0]} {first[1]}"
+    assert "glassbox_tls" in seen, "no role declares glassbox_tls"
