@@ -2,8 +2,8 @@
 certificate directory, the controller's credentials/ beside a throwaway inventory.
 
 One lifecycle (CA made once, re-run and --check unchanged, ca.crt restored from a host, forced
-renewal, refusal without the CA key) and one matrix of refusals (provided, acme, bad names) in
-one run, so the whole file costs six ansible-playbook runs.
+renewal, refusal without the CA key, a new CA only with tls_certificate_ca_rotate) and one
+matrix of refusals (provided, acme, bad names) in one run: seven ansible-playbook runs in all.
 """
 
 from __future__ import annotations
@@ -86,6 +86,21 @@ def _published(run: PlaybookRun, host: str) -> str:
     raise AssertionError(f"no published CA file for {host}")
 
 
+def _check_issued(tls: Path, h1: Path, h2: Path) -> x509.Certificate:
+    """The controller's CA (files and modes) and both hosts' files issued by it; the CA."""
+    ca = _cert(tls / "ca.crt")
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert (_mode(tls), _mode(tls / "ca.key"), _mode(tls / "ca.crt")) == (0o700, 0o600, 0o644)
+    for host, names in ((h1, ["DNS:h1.example.test"]), (h2, ["DNS:localhost", "IP:127.0.0.1"])):
+        leaf = _cert(host / "host.crt")
+        leaf.verify_directly_issued_by(ca)
+        assert _names(leaf) == names
+        assert (host / "ca.crt").read_bytes() == (tls / "ca.crt").read_bytes()
+        assert _mode(host / "host.key") == 0o640
+    assert not (tls / "host.key").exists()
+    return ca
+
+
 def test_internal_ca_lifecycle(tmp_path: Path) -> None:
     hosts = {
         "h1": {"glassbox_public_host": "h1.example.test"},
@@ -97,16 +112,7 @@ def test_internal_ca_lifecycle(tmp_path: Path) -> None:
 
     first = _run(tmp_path, inventory, "first")
     assert first.rc == 0, first.output
-    ca = _cert(tls / "ca.crt")
-    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    assert (_mode(tls), _mode(tls / "ca.key"), _mode(tls / "ca.crt")) == (0o700, 0o600, 0o644)
-    for host, names in ((h1, ["DNS:h1.example.test"]), (h2, ["DNS:localhost", "IP:127.0.0.1"])):
-        leaf = _cert(host / "host.crt")
-        leaf.verify_directly_issued_by(ca)
-        assert _names(leaf) == names
-        assert (host / "ca.crt").read_bytes() == (tls / "ca.crt").read_bytes()
-        assert _mode(host / "host.key") == 0o640
-        assert not (tls / "host.key").exists()
+    ca = _check_issued(tls, h1, h2)
     assert _published(first, "h1") == str(tls / "ca.crt")
     converged = _snapshot(tmp_path)
 
@@ -145,6 +151,12 @@ def test_internal_ca_lifecycle(tmp_path: Path) -> None:
     assert (stopped.changed("h1"), stopped.changed("h2")) == (0, 0)
     assert _snapshot(tmp_path) == before
     assert not (tls / "ca.key").exists()
+
+    # Only tls_certificate_ca_rotate makes a new CA; every host certificate moves to it.
+    rotated = _run(tmp_path, inventory, "rotated", extra_vars={"tls_certificate_ca_rotate": True})
+    assert rotated.rc == 0, rotated.output
+    _check_issued(tls, h1, h2)
+    assert _sha(tls / "ca.crt") != ca_sha
 
 
 def test_refusals_and_provided(tmp_path: Path) -> None:
