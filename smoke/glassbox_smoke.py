@@ -324,6 +324,23 @@ def get_vllm_models(settings: Settings) -> httpx.Response:
     return response
 
 
+def get_vllm_health(settings: Settings) -> httpx.Response:
+    """GET /health with the API key: behind the glassbox TLS proxy /health passes only with it
+    (vLLM itself does not check a key there). Unreachable or a rejected key fail the test
+    naming vLLM, like get_vllm_models."""
+    try:
+        response = httpx.get(
+            f"{settings.vllm_root}/health",
+            headers={"Authorization": f"Bearer {settings.openai_api_key}"},
+            timeout=10.0,
+        )
+    except httpx.TransportError as exc:
+        pytest.fail(vllm_unreachable(settings, exc), pytrace=False)
+    if response.status_code in {401, 403}:
+        pytest.fail(vllm_bad_key(settings, response.status_code), pytrace=False)
+    return response
+
+
 def langfuse_unreachable(settings: Settings, exc: BaseException) -> str:
     return (
         f"Langfuse DOWN: no answer from {settings.langfuse_base_url} "

@@ -15,16 +15,7 @@ import pytest
 
 def test_vllm_health(settings: gs.Settings) -> None:
     """vLLM's /health answers 200 (base URL = OPENAI_BASE_URL without /v1)."""
-    try:
-        # With the key: behind the glassbox TLS proxy /health passes only with it (vLLM itself
-        # ignores the header on /health).
-        response = httpx.get(
-            f"{settings.vllm_root}/health",
-            headers={"Authorization": f"Bearer {settings.openai_api_key}"},
-            timeout=10.0,
-        )
-    except httpx.TransportError as exc:
-        pytest.fail(gs.vllm_unreachable(settings, exc), pytrace=False)
+    response = gs.get_vllm_health(settings)
     assert response.status_code == 200, (
         f"vLLM UNHEALTHY: GET {settings.vllm_root}/health answered {response.status_code}. "
         "The engine is not ready (model still loading, or crashed): check the vllm container logs."

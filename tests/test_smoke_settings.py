@@ -143,8 +143,9 @@ def test_a_missing_ca_bundle_is_named(gs: ModuleType, tmp_path: Path) -> None:
 
 @pytest.fixture
 def https_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A local HTTPS server answering GET /v1/models, with a certificate from a throwaway CA;
-    yields its base URL and a trust bundle (that CA + certifi's roots, as connect writes it)."""
+    """A local HTTPS server answering GETs (/health only with the key), its certificate from a
+    throwaway CA; yields its base URL and a trust bundle (that CA + certifi's roots, as connect
+    writes it)."""
     ca = make_ca("smoke https test CA")
     leaf = make_leaf(ca, ["IP:127.0.0.1"])
     (tmp_path / "leaf.pem").write_text(leaf.cert_pem + leaf.key_pem, encoding="ascii")
@@ -153,6 +154,12 @@ def https_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            # Like the TLS proxy: /health only with vLLM's key (FULL's OPENAI_API_KEY).
+            if self.path == "/health" and self.headers.get("Authorization") != "Bearer vllm-1":
+                self.send_response(401)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             body = json.dumps({"data": [{"id": "m"}]}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -194,4 +201,5 @@ def test_the_suite_verifies_https_with_the_app_env_bundle(
     for key, value in environ.items():
         monkeypatch.setenv(key, value)
     assert gs.get_vllm_models(trusted).json()["data"][0]["id"] == "m"
+    assert gs.get_vllm_health(trusted).status_code == 200
     assert requests.get(f"{url}/v1/models", timeout=10).status_code == 200
