@@ -185,6 +185,7 @@ def test_refusals_and_provided(tmp_path: Path) -> None:
         "acme-ip": {"glassbox_tls_source": "acme", "glassbox_public_host": "10.0.0.5"},
         "acme-dotless": {"glassbox_tls_source": "acme", "glassbox_public_host": "gpu1"},
         "acme-ok": {"glassbox_tls_source": "acme", "glassbox_public_host": "gpu.example.org"},
+        "tls-off": {"glassbox_tls": False, "glassbox_public_host": "bad_name"},
     }
     inventory = _inventory(tmp_path, hosts)
     run = _run(tmp_path, inventory, "run")
@@ -213,4 +214,6 @@ def test_refusals_and_provided(tmp_path: Path) -> None:
     assert _published(run, "prov-ok") == str(controller_ca)
     assert _published(run, "acme-ok") == ""
     assert not (tmp_path / "hosts" / "acme-ok").exists()
+    assert _published(run, "tls-off") == ""
+    assert not (tmp_path / "hosts" / "tls-off").exists()
     assert not (inventory.parent / "credentials" / "tls" / "ca.key").exists()
