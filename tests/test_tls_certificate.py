@@ -3,7 +3,8 @@ certificate directory, the controller's credentials/ beside a throwaway inventor
 
 One lifecycle (CA made once, re-run and --check unchanged, ca.crt restored from a host, forced
 renewal, refusal without the CA key, a new CA only with tls_certificate_ca_rotate) and one
-matrix of refusals (provided, acme, bad names) in one run: seven ansible-playbook runs in all.
+matrix of refusals (provided, acme, bad names) in one run and its --check re-run: eight
+ansible-playbook runs in all.
 """
 
 from __future__ import annotations
@@ -216,4 +217,8 @@ def test_refusals_and_provided(tmp_path: Path) -> None:
     assert not (tmp_path / "hosts" / "acme-ok").exists()
     assert _published(run, "tls-off") == ""
     assert not (tmp_path / "hosts" / "tls-off").exists()
+
+    again = _run(tmp_path, inventory, "again", limit="prov-ok,acme-ok,tls-off", check=True)
+    assert again.rc == 0, again.output
+    assert [again.changed(h) for h in ("prov-ok", "acme-ok", "tls-off")] == [0, 0, 0]
     assert not (inventory.parent / "credentials" / "tls" / "ca.key").exists()
