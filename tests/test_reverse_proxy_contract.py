@@ -13,10 +13,8 @@ nothing listens on UDP (no HTTP/3); the key never appears in Ansible's output.
 
 from __future__ import annotations
 
-import datetime
 import http.client
 import http.server
-import ipaddress
 import json
 import os
 import socket
@@ -28,12 +26,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from tests.ansible_run import REPO, local_inventory, play
+from tests.ansible_run import local_inventory, play
+from tests.proxy_harness import caddy_binary, make_ca
 
 pytestmark = pytest.mark.roles
 
@@ -48,63 +43,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def caddy_bin() -> str:
-    """The distribution's caddy binary, fetched into the cache on first use."""
-    proc = subprocess.run(
-        [str(REPO / "scripts" / "test-host.sh"), "caddy"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, f"scripts/test-host.sh caddy failed:\n{proc.stderr}"
-    path = proc.stdout.strip().splitlines()[-1]
-    assert os.access(path, os.X_OK), path
-    return path
-
-
-def make_ca(tls_dir: Path) -> None:
-    """ca.crt, host.crt (SAN localhost, 127.0.0.1) and host.key as tls_certificate lays them out."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "glassbox contract test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    tls_dir.mkdir(parents=True)
-    (tls_dir / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    (tls_dir / "host.crt").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    (tls_dir / "host.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    return caddy_binary()
 
 
 class Upstream(http.server.ThreadingHTTPServer):
@@ -150,7 +89,7 @@ def site(name: str, port: int, upstream: int, **fields: object) -> dict:
 def proxy(tmp_path_factory: pytest.TempPathFactory, caddy_bin: str) -> Iterator[dict]:
     tmp = tmp_path_factory.mktemp("proxy")
     tls_dir = tmp / "tls"
-    make_ca(tls_dir)
+    make_ca(tls_dir, ["localhost"])
     upstream = Upstream()
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     ports = {name: free_port() for name in ("http", "langfuse", "vllm", "vllm_nometrics", "media")}
