@@ -126,6 +126,29 @@ def proxy(tmp_path_factory: pytest.TempPathFactory, caddy_bin: str) -> Iterator[
             "ansible.builtin.debug": {"var": "reverse_proxy_ports"},
         },
     ]
+    # A model site left by an earlier run: pruned below, since no spec lists it any more.
+    earlier = [
+        {
+            "name": "Main Caddyfile",
+            "ansible.builtin.include_role": {"name": "reverse_proxy", "tasks_from": "render"},
+        },
+        site("vllm-gone", free_port(), upstream.port, bearer_key=KEY),
+    ]
+    plays = [{"name": "Earlier run", "hosts": "all", "gather_facts": False, "tasks": earlier}]
+    run = play(tmp / "earlier", plays, inventory=local_inventory(common=settings))
+    assert run.rc == 0, run.output
+    assert (conf / "sites.d" / "vllm-gone.caddy").exists()
+    tasks.insert(
+        -1,
+        {
+            "name": "Prune the model sites no spec lists",
+            "ansible.builtin.include_role": {"name": "reverse_proxy", "tasks_from": "prune"},
+            "vars": {
+                "reverse_proxy_prune_prefix": "vllm-",
+                "reverse_proxy_prune_keep": ["vllm-model-a", "vllm-model-b"],
+            },
+        },
+    )
     plays = [{"name": "Proxy files", "hosts": "all", "gather_facts": False, "tasks": tasks}]
     run = play(tmp / "run", plays, inventory=local_inventory(common=settings))
     assert run.rc == 0, run.output
@@ -321,3 +344,35 @@ def test_reload_goes_through_the_admin_socket(proxy):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert reaches_upstream(get(proxy, "vllm", "/v1/models", AUTH))
+
+
+def test_acme_renders_without_tls_lines_and_validates(tmp_path, caddy_bin):
+    """acme: global email + acme_ca, no `auto_https disable_certs`, sites without `tls`."""
+    conf = tmp_path / "caddy"
+    settings = {
+        "glassbox_tls_source": "acme",
+        "glassbox_public_host": "llm.example.org",
+        "reverse_proxy_acme_email": "ops@example.org",
+        "reverse_proxy_acme_ca": "https://acme-staging-v02.api.letsencrypt.org/directory",
+        "reverse_proxy_config_dir": str(conf),
+        "reverse_proxy_caddy_bin": caddy_bin,
+        "reverse_proxy_group": "root",
+        "reverse_proxy_reload": False,
+    }
+    tasks = [
+        {
+            "name": "Main",
+            "ansible.builtin.include_role": {"name": "reverse_proxy", "tasks_from": "render"},
+        },
+        site("langfuse", 443, 3000),
+    ]
+    plays = [{"name": "acme", "hosts": "all", "gather_facts": False, "tasks": tasks}]
+    run = play(tmp_path / "run", plays, inventory=local_inventory(common=settings))
+    assert run.rc == 0, run.output
+    main = (conf / "Caddyfile").read_text()
+    assert "email ops@example.org" in main
+    assert "acme_ca https://acme-staging-v02.api.letsencrypt.org/directory" in main
+    assert "disable_certs" not in main
+    text = (conf / "sites.d" / "langfuse.caddy").read_text()
+    assert "llm.example.org:443 {" in text
+    assert "\ttls " not in text
