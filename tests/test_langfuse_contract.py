@@ -508,6 +508,14 @@ def test_tls_web_on_loopback_behind_https(rendered_tls):
     assert "obs.example.org:443 {" in text
     assert "reverse_proxy 127.0.0.1:3000" in text
     assert "respond 401" not in text  # Langfuse checks its own keys and sessions
+    for service in ("langfuse-web", "langfuse-worker"):
+        # LLM connections to vLLM behind the proxy: Node trusts the deployment's CA.
+        assert r.env(service)["NODE_EXTRA_CA_CERTS"] == "/etc/glassbox/ca.crt"
+        (mount,) = r.services[service]["volumes"]
+        assert mount["source"] == str(rendered_tls["tmp"] / "tls" / "ca.crt")
+        assert mount["target"] == "/etc/glassbox/ca.crt"
+        assert mount["read_only"] is True
+        assert mount["bind"] == {"create_host_path": False}
 
 
 def test_tls_media_goes_through_the_proxy_to_minio_on_loopback(rendered_tls):
