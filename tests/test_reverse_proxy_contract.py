@@ -376,3 +376,33 @@ def test_acme_renders_without_tls_lines_and_validates(tmp_path, caddy_bin):
     text = (conf / "sites.d" / "langfuse.caddy").read_text()
     assert "llm.example.org:443 {" in text
     assert "\ttls " not in text
+
+
+def _verify(proxy: dict, tmp: Path, tls_dir: Path):
+    ports = proxy["ports"]
+    settings = {
+        "glassbox_tls_dir": str(tls_dir),
+        "glassbox_public_host": "localhost",
+        "reverse_proxy_http_port": ports["http"],
+        "reverse_proxy_verify_ports": [ports["http"], ports["langfuse"], ports["vllm"]],
+    }
+    tasks = [
+        {
+            "name": "Verify",
+            "ansible.builtin.include_role": {"name": "reverse_proxy", "tasks_from": "verify"},
+        }
+    ]
+    plays = [{"name": "verify", "hosts": "all", "gather_facts": False, "tasks": tasks}]
+    return play(tmp, plays, inventory=local_inventory(common=settings))
+
+
+def test_verify_entry_point_passes_with_the_ca_and_fails_without_it(proxy, tmp_path):
+    good = _verify(proxy, tmp_path / "good", proxy["tls_dir"])
+    assert good.rc == 0, good.output
+    other = tmp_path / "other-ca"
+    make_ca(other, ["localhost"])
+    bad = _verify(proxy, tmp_path / "bad", other)
+    assert bad.rc != 0
+    message = " ".join(bad.failures("localhost"))
+    assert "CERTIFICATE_VERIFY_FAILED" in message
+    assert str(proxy["ports"]["langfuse"]) in message
