@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Prepare this machine to run the Molecule scenarios offline:
 #   1. a running Docker daemon (started here when none answers; no systemd needed),
-#   2. the Debian 13 systemd base image, built with debootstrap when it is missing.
+#   2. the Debian 13 systemd base image, built with debootstrap when it is missing;
+# and, for the proxy's contract test (tests/test_reverse_proxy_contract.py):
+#   3. `caddy`: the caddy binary from this machine's Debian archive, extracted from the package
+#      (apt-get download + dpkg-deb -x) into the cache, never installed (the package would
+#      start a service on port 80). Prints the binary's path.
 # Idempotent: a second call finds both and returns within a second.
 # Needs root for apt-get and dockerd; does nothing that a converged CI host would undo.
 set -euo pipefail
@@ -144,9 +148,34 @@ image_up() {
     | docker build -q -t "$GLASSBOX_IMAGE" - >/dev/null
 }
 
+caddy_up() {
+  local dir="$CACHE_DIR/caddy"
+  if [ -x "$dir/root/usr/bin/caddy" ]; then
+    printf '%s\n' "$dir/root/usr/bin/caddy"
+    return 0
+  fi
+  local work
+  work=$(mktemp -d)
+  chmod 0755 "$work"  # apt's _apt user writes the download here
+  log "downloading the caddy package from the machine's Debian archive (not installed)"
+  if ! (cd "$work" && apt-get download -qq caddy >/dev/null 2>&1); then
+    need_root "apt-get update (no package lists for caddy yet)"
+    apt-get update -qq
+    (cd "$work" && apt-get download -qq caddy >/dev/null)
+  fi
+  mkdir -p "$dir"
+  rm -rf "$dir/root.tmp"
+  dpkg-deb -x "$work"/caddy_*.deb "$dir/root.tmp"
+  dpkg-deb -f "$work"/caddy_*.deb Version >"$dir/root.tmp/VERSION"
+  rm -rf "$dir/root" "$work"
+  mv "$dir/root.tmp" "$dir/root"
+  printf '%s\n' "$dir/root/usr/bin/caddy"
+}
+
 case "${1:-all}" in
   docker) docker_up ;;
   image) docker_up; image_up ;;
-  all) docker_up; image_up ;;
-  *) echo "usage: $0 [docker|image|all]" >&2; exit 2 ;;
+  caddy) caddy_up ;;
+  all) docker_up; image_up; caddy_up >/dev/null ;;
+  *) echo "usage: $0 [docker|image|caddy|all]" >&2; exit 2 ;;
 esac

@@ -29,6 +29,8 @@ def run_playbook(
     observability group); return the exit code, the JSON report and the raw output."""
     host_vars = {
         name: {
+            # Plain HTTP unless a case turns the TLS proxy on (it then needs the proxy settings).
+            "glassbox_tls": False,
             "langfuse_project_dir": str(tmp_path / name / "project"),
             "langfuse_secrets_file": str(tmp_path / name / "etc" / "secrets.json"),
             **overrides,

@@ -21,6 +21,16 @@ def test_inventory_has_both_groups(name):
     assert listing["observability"]["hosts"], f"{name}: no observability host"
 
 
+@pytest.mark.parametrize(("name", "tls"), [("example", True), ("local", False)])
+def test_tls_is_on_for_servers_and_off_for_a_workstation(name, tls):
+    """inventories/example (servers) runs the TLS proxy; inventories/local (this machine) does
+    not: it would take ports 80 and 443 of a workstation."""
+    meta = inventory_hosts(REPO / "inventories" / name)["_meta"]["hostvars"]
+    assert meta, f"{name}: no host"
+    for host, host_vars in meta.items():
+        assert host_vars.get("glassbox_tls") is tls, f"{name}/{host}: glassbox_tls"
+
+
 def test_credentials_beside_an_inventory_directory_are_not_hosts(tmp_path):
     inventory = tmp_path / "inv"
     shutil.copytree(REPO / "inventories" / "local", inventory)

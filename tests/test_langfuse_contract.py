@@ -6,6 +6,7 @@ and `docker compose config` runs on the Molecule target (molecule/default/tests/
 
 from __future__ import annotations
 
+import json
 import re
 import stat
 from pathlib import Path
@@ -14,7 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.langfuse_harness import RENDER_TASKS, parse_env_file, run_playbook
+from tests.langfuse_harness import RENDER_TASKS, host_failures, parse_env_file, run_playbook
+from tests.proxy_harness import caddy_binary, make_ca
 
 # A whole role entry point rendered by real Ansible for a matrix of hosts: the roles tier.
 pytestmark = pytest.mark.roles
@@ -422,3 +424,113 @@ def test_llm_connection_whitelist_is_the_inference_hosts_only(rendered):
     # No inference host in the inventory: nothing is whitelisted.
     single = rendered["single"].env("langfuse-web")
     assert not any(k.startswith("LANGFUSE_LLM_CONNECTION_WHITELISTED") for k in single)
+
+
+# With glassbox_tls (the scenarios above keep it false: plain HTTP as before the proxy).
+TLS_SCENARIOS: dict[str, dict] = {
+    "tls-single": {"glassbox_public_host": "obs.example.org"},
+    "tls-media": {
+        "glassbox_public_host": "10.0.0.9",
+        "langfuse_media_upload_enabled": True,
+        "langfuse_s3_backend_port": 9100,
+    },
+}
+TLS_BAD: dict[str, tuple[dict, list[str]]] = {
+    "tls-bad-bind": (
+        {"langfuse_web_bind_address": "0.0.0.0"},  # noqa: S104 - the refused value
+        ["glassbox_tls", "langfuse_web_bind_address", '"0.0.0.0"'],
+    ),
+    "tls-bad-http-url": (
+        {"langfuse_public_url": "http://obs.example.org:3000"},
+        ["glassbox_tls", "langfuse_public_url", "https://"],
+    ),
+    "tls-bad-backend-port": (
+        {"langfuse_media_upload_enabled": True, "langfuse_s3_backend_port": 3000},
+        ["langfuse_s3_backend_port", "must differ"],
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def rendered_tls(tmp_path_factory) -> dict:
+    tmp_path = tmp_path_factory.mktemp("langfuse-tls")
+    make_ca(tmp_path / "tls", ["obs.example.org"])
+    proxy = {
+        "glassbox_tls": True,
+        "glassbox_tls_dir": str(tmp_path / "tls"),
+        "reverse_proxy_caddy_bin": caddy_binary(),
+        "reverse_proxy_group": "root",
+        "reverse_proxy_reload": False,
+    }
+    hosts = {
+        name: {**proxy, "reverse_proxy_config_dir": str(tmp_path / name / "caddy"), **values}
+        for name, values in {**TLS_SCENARIOS, **{k: v for k, (v, _) in TLS_BAD.items()}}.items()
+    }
+    _rc, report, output = run_playbook(
+        tmp_path,
+        hosts,
+        [
+            {
+                "name": "The proxy's main Caddyfile first, as playbooks/edge.yml does",
+                "ansible.builtin.include_role": {"name": "reverse_proxy", "tasks_from": "render"},
+            },
+            *RENDER_TASKS,
+            {
+                "name": "Keep the published fact for the test",
+                "ansible.builtin.copy": {
+                    "content": "{{ langfuse_connection | to_json }}",
+                    "dest": "{{ langfuse_project_dir }}/../connection.json",
+                    "mode": "0600",
+                },
+                "no_log": True,
+            },
+        ],
+    )
+    return {"tmp": tmp_path, "report": report, "output": output}
+
+
+def _tls(rendered_tls, name):
+    assert not host_failures(rendered_tls["report"], name), host_failures(
+        rendered_tls["report"], name
+    )
+    return Rendered(rendered_tls["tmp"] / name)
+
+
+def test_tls_web_on_loopback_behind_https(rendered_tls):
+    r = _tls(rendered_tls, "tls-single")
+    assert r.ports("langfuse-web") == ["127.0.0.1:3000:3000"]
+    assert r.env("langfuse-web")["NEXTAUTH_URL"] == "https://obs.example.org"
+    connection = json.loads((r.root / "connection.json").read_text())
+    assert connection["base_url"] == "https://obs.example.org"
+    sites = r.root / "caddy" / "sites.d"
+    assert sorted(p.name for p in sites.iterdir()) == ["langfuse.caddy"]
+    text = (sites / "langfuse.caddy").read_text()
+    assert "obs.example.org:443 {" in text
+    assert "reverse_proxy 127.0.0.1:3000" in text
+    assert "respond 401" not in text  # Langfuse checks its own keys and sessions
+    for service in ("langfuse-web", "langfuse-worker"):
+        # LLM connections to vLLM behind the proxy: Node trusts the deployment's CA.
+        assert r.env(service)["NODE_EXTRA_CA_CERTS"] == "/etc/glassbox/ca.crt"
+        (mount,) = r.services[service]["volumes"]
+        assert mount["source"] == str(rendered_tls["tmp"] / "tls" / "ca.crt")
+        assert mount["target"] == "/etc/glassbox/ca.crt"
+        assert mount["read_only"] is True
+        assert mount["bind"] == {"create_host_path": False}
+
+
+def test_tls_media_goes_through_the_proxy_to_minio_on_loopback(rendered_tls):
+    r = _tls(rendered_tls, "tls-media")
+    assert r.ports("minio") == ["127.0.0.1:9100:9000"]
+    assert r.env("langfuse-web")["LANGFUSE_S3_MEDIA_UPLOAD_ENDPOINT"] == "https://10.0.0.9:9090"
+    assert r.env("langfuse-web")["NEXTAUTH_URL"] == "https://10.0.0.9"
+    text = (r.root / "caddy" / "sites.d" / "langfuse-media.caddy").read_text()
+    assert "10.0.0.9:9090 {" in text
+    assert "reverse_proxy 127.0.0.1:9100" in text
+
+
+@pytest.mark.parametrize("name", sorted(TLS_BAD))
+def test_tls_bad_input_fails_naming_the_variable(rendered_tls, name):
+    message = " ".join(host_failures(rendered_tls["report"], name))
+    for word in TLS_BAD[name][1]:
+        assert word in message, f"{word!r} not in {message}"
+    assert not (rendered_tls["tmp"] / name / "project" / "compose.yaml").exists()

@@ -36,6 +36,11 @@ def listed_roles(tmp_path, *tags: str) -> tuple[list[str], str]:
     [
         ("docker", ["docker_engine :"], ["nvidia_driver :", "vllm :", "langfuse :", "connect :"]),
         ("gpu", ["nvidia_driver :", "nvidia_container_toolkit :"], ["vllm :", "langfuse :"]),
+        (
+            "edge",
+            ["Install Caddy and its main Caddyfile"],
+            ["docker_engine :", "vllm :", "langfuse :"],
+        ),
         ("vllm", ["vllm :"], ["docker_engine :", "langfuse :", "nvidia_driver : Install"]),
         (
             "langfuse",

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from tests.ansible_run import local_inventory, play
+from tests.proxy_harness import caddy_binary, make_ca
 
 # A whole role entry point rendered by real Ansible for a matrix of hosts: the roles tier.
 pytestmark = pytest.mark.roles
@@ -92,8 +93,38 @@ GOOD = {
     },
 }
 
+# With glassbox_tls (the other cases set it false: plain HTTP as before the proxy).
+TLS = {"glassbox_tls": True}
+GOOD_TLS = {
+    "tls-default": {**NO_GPU, **TLS},
+    "tls-two": {
+        **NO_GPU,
+        **TLS,
+        "vllm_backend_port_offset": 20000,
+        "vllm_metrics_cidrs": ["10.1.0.0/16"],
+        "vllm_models": [model("A", 8000, served_name="a"), model("B", 8443, served_name="b")],
+    },
+}
+GOOD.update(GOOD_TLS)
+
 # host -> (vars, words the failure message must contain)
 BAD = {
+    "bad-tls-bind": (
+        {**NO_GPU, **TLS, "vllm_bind_address": "10.0.0.5"},
+        ["vllm_bind_address", "10.0.0.5", "glassbox_tls", "127.0.0.1"],
+    ),
+    "bad-tls-offset": (
+        {**NO_GPU, **TLS, "vllm_models": [model("A", 60000)]},
+        ["vllm_models[0].port 60000", "vllm_backend_port_offset", "70000", "1-65535"],
+    ),
+    "bad-tls-backend-clash": (
+        {**NO_GPU, **TLS, "vllm_models": [model("A", 8000), model("B", 18000)]},
+        ["vllm_models[0].port 8000", "18000", "vllm_models[1]", "vllm_backend_port_offset"],
+    ),
+    "bad-tls-key": (
+        {**NO_GPU, **TLS, "vllm_api_key": "sk key with spaces"},
+        ["vllm_api_key", "glassbox_tls", "literally"],
+    ),
     "bad_tp_over_host_gpus": (
         {**gpus(1), "vllm_models": [model("Qwen2.5-7B-Instruct", 8000, tensor_parallel_size=2)]},
         ["vllm_models[0].tensor_parallel_size", "preflight_gpu_count"],
@@ -236,6 +267,11 @@ PLAYBOOK = """
       ansible.builtin.set_fact:
         architecture: "{{ fake_architecture | default('x86_64') }}"
         cacheable: true
+    - name: The proxy's main Caddyfile first, as playbooks/edge.yml does (TLS cases)
+      ansible.builtin.include_role:
+        name: reverse_proxy
+        tasks_from: render
+      when: glassbox_tls
     - name: Render
       ansible.builtin.include_role:
         name: vllm
@@ -255,7 +291,14 @@ def run(tmp_path_factory):
     out = tmp / "out"
     hosts = {name: dict(v) for name, v in GOOD.items()}
     hosts.update({name: dict(v) for name, (v, _words) in BAD.items()})
+    make_ca(tmp / "tls", sorted(GOOD_TLS))
     common = {
+        "glassbox_tls": False,
+        "glassbox_tls_dir": str(tmp / "tls"),
+        "reverse_proxy_config_dir": str(out) + "/{{ inventory_hostname }}/caddy",
+        "reverse_proxy_caddy_bin": caddy_binary(),
+        "reverse_proxy_group": "root",
+        "reverse_proxy_reload": False,
         "out": str(out),
         "vllm_project_dir": str(out) + "/{{ inventory_hostname }}/opt/glassbox/vllm",
         "vllm_secrets_file": str(out) + "/{{ inventory_hostname }}/etc/secrets.json",
@@ -446,3 +489,49 @@ def test_prices_reach_the_connection_fact_per_served_model(run):
         },
         {"model": "c", "base_url": "http://priced:8002/v1"},
     ]
+
+
+def _site(run, host, name):
+    return run["out"] / host / "caddy" / "sites.d" / f"{name}.caddy"
+
+
+def test_tls_publishes_on_loopback_and_the_proxy_takes_the_port(run):
+    svc = _compose(run, "tls-default")["services"]["vllm-qwen2-5-0-5b-instruct"]
+    assert svc["ports"] == ["127.0.0.1:18000:8000"]
+    key = _env(run, "tls-default")[0]["VLLM_API_KEY"]
+    site = _site(run, "tls-default", "vllm-qwen2-5-0-5b-instruct")
+    text = site.read_text()
+    assert "tls-default:8000 {" in text
+    assert "reverse_proxy 127.0.0.1:18000" in text
+    assert f'header Authorization "Bearer {key}"' in text
+    assert "path /v1/* /health" in text
+    assert "remote_ip 127.0.0.1/32 ::1/128" in text
+    assert "respond 401" in text
+    assert site.stat().st_mode & 0o777 == 0o640
+    conn = _connection(run, "tls-default")
+    assert conn["base_url"] == "https://tls-default:8000/v1"
+    assert conn["endpoints"] == [
+        {"model": "qwen2.5-0.5b-instruct", "base_url": "https://tls-default:8000/v1"}
+    ]
+
+
+def test_tls_backend_ports_follow_the_offset(run):
+    services = _compose(run, "tls-two")["services"]
+    assert [s["ports"] for s in services.values()] == [
+        ["127.0.0.1:28000:8000"],
+        ["127.0.0.1:28443:8000"],
+    ]
+    names = sorted(p.name for p in (run["out"] / "tls-two" / "caddy" / "sites.d").iterdir())
+    assert names == ["vllm-a.caddy", "vllm-b.caddy"]
+    text = _site(run, "tls-two", "vllm-b").read_text()
+    assert "tls-two:8443 {" in text
+    assert "reverse_proxy 127.0.0.1:28443" in text
+    assert "remote_ip 10.1.0.0/16" in text
+    assert [e["base_url"] for e in _connection(run, "tls-two")["endpoints"]] == [
+        "https://tls-two:8000/v1",
+        "https://tls-two:8443/v1",
+    ]
+
+
+def test_without_tls_no_proxy_site_is_written(run):
+    assert not (run["out"] / "cpu_default" / "caddy").exists()

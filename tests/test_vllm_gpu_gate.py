@@ -117,6 +117,8 @@ def _run(tmp: Path, hosts: dict, smi: str) -> dict:
         "out": str(out),
         "vllm_project_dir": str(out) + "/{{ inventory_hostname }}/vllm",
         "vllm_secrets_file": str(out) + "/{{ inventory_hostname }}/etc/secrets.json",
+        # Plain HTTP: the proxy's sites need caddy (tests/test_vllm_contract.py covers TLS).
+        "glassbox_tls": False,
         "vllm_ready_timeout": 1,
         "vllm_ready_delay": 1,
         # the fake docker cannot pull: fail at once instead of retrying for 20 s per host

@@ -47,6 +47,8 @@ def test_one_host_renders_both_projects_and_publishes_their_connections(tmp_path
     out = tmp_path / "out"
     host = {
         "out": str(out),
+        # Plain HTTP: the proxy's sites need caddy (tests/test_*_contract.py cover TLS).
+        "glassbox_tls": False,
         "preflight_gpu_present": False,
         "preflight_gpu_count": 0,
         "vllm_project_dir": str(out / "vllm"),

@@ -278,6 +278,9 @@ class RealStack:
             "realstack-langfuse": {
                 "langfuse_project_dir": str(self.run_dir / "langfuse"),
                 "langfuse_secrets_file": str(self.run_dir / "secrets.json"),
+                # Plain HTTP straight to web (the TLS proxy path is not wired into this
+                # harness yet).
+                "glassbox_tls": False,
                 "langfuse_public_url": self.base_url,
                 "langfuse_web_port": self.ports["web"],
                 "langfuse_worker_port": self.ports["worker"],

@@ -257,3 +257,45 @@ def test_gpu_host_given_as_text_or_bool(gpu_host):
 def test_gpu_host_false_as_text_is_false():
     (m,) = resolve([{"model": "a"}], gpu_host="False")
     assert m["accelerator"] == "cpu"
+
+
+TLS = {"tls": True, "backend_port_offset": 10000, "public_host": "gpu-1.example.org"}
+
+
+def test_tls_moves_vllm_to_loopback_and_the_backend_port():
+    host = {**HOST, **TLS}
+    (m,) = resolve([{"model": "A", "port": 8000}], **TLS)
+    assert m["backend_port"] == 18000
+    assert plan.bind_address(host) == "127.0.0.1"
+    assert plan.bind_address({**HOST, "bind_address": ""}) == "0.0.0.0"  # noqa: S104
+    assert plan.endpoints([m], host)[0]["base_url"] == "https://gpu-1.example.org:8000/v1"
+    (probe,) = plan.probes([m], {**host, "probe_host": "10.0.0.5"}, "k")
+    assert probe["url"] == "http://127.0.0.1:18000/v1/models"
+
+
+def test_without_tls_nothing_moves():
+    (m,) = resolve([{"model": "A", "port": 8000}], backend_port_offset=10000)
+    assert m["backend_port"] == 8000
+    host = {**HOST, "public_host": "h", "probe_host": "127.0.0.1", "bind_address": "10.0.0.5"}
+    assert plan.bind_address(host) == "10.0.0.5"
+    assert plan.endpoints([m], host)[0]["base_url"] == "http://h:8000/v1"
+    assert problems([{"model": "A", "port": 60000}], backend_port_offset=10000) == []
+
+
+@pytest.mark.parametrize(
+    ("models", "extra", "words"),
+    [
+        ([{"model": "A", "port": 60000}], {}, ["vllm_models[0].port 60000", "70000"]),
+        (
+            [{"model": "A", "port": 8000}, {"model": "B", "port": 18000, "served_name": "b"}],
+            {},
+            ["vllm_models[0]", "18000", "vllm_models[1]"],
+        ),
+        ([{"model": "A", "port": 8000}], {"bind_address": "0.0.0.0"}, ["vllm_bind_address"]),  # noqa: S104
+        ([{"model": "A", "port": 8000}], {"api_key": "sk *"}, ["vllm_api_key"]),
+    ],
+)
+def test_tls_problems_name_the_variable(models, extra, words):
+    found = " ".join(problems(models, **TLS, **extra))
+    for word in words:
+        assert word in found

@@ -57,6 +57,18 @@ def service_name(served: str) -> str:
     return f"vllm-{slug}"
 
 
+def _tls(host: dict[str, Any]) -> bool:
+    return _truthy(host.get("tls", False))
+
+
+def bind_address(host: dict[str, Any]) -> str:
+    """Host address the model ports are published on: loopback behind the TLS proxy, else
+    vllm_bind_address (empty = every interface)."""
+    if _tls(host):
+        return "127.0.0.1"
+    return str(host.get("bind_address") or "0.0.0.0")  # noqa: S104 - the documented default
+
+
 def resolve_models(
     models: list[dict[str, Any]], defaults: dict[str, Any], host: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -99,9 +111,14 @@ def resolve_models(
         command += [_text(arg) for arg in r["extra_args"]]
         own_kv = _int(r["cpu_kvcache_space"]) > 0
         kv = r["cpu_kvcache_space"] if own_kv else host["cpu_kvcache_space"]
+        public_port = _int(r["port"])
+        backend = (
+            public_port + _int(host.get("backend_port_offset", 0)) if _tls(host) else public_port
+        )
         resolved.append(
             {
                 **r,
+                "backend_port": backend,
                 "served_name": served,
                 "accelerator": accel,
                 "service": service_name(served),
@@ -231,6 +248,52 @@ def _model_problems(m: dict[str, Any], v: str) -> list[str]:
     return out
 
 
+# A key the proxy's header matcher compares literally (roles/reverse_proxy: no spaces, quotes,
+# braces or '*').
+PROXY_KEY = re.compile(r"[A-Za-z0-9._~+/=-]+")
+
+
+def _tls_problems(models: list[dict[str, Any]], host: dict[str, Any]) -> list[str]:
+    """With glassbox_tls the proxy listens on each model's port and vLLM on port + offset, on
+    127.0.0.1 only: every backend port must exist and collide with no other port."""
+    if not _tls(host):
+        return []
+    out = []
+    bind = str(host.get("bind_address") or "")
+    if bind not in ("", "127.0.0.1"):
+        out.append(
+            f'vllm_bind_address is "{bind}" but glassbox_tls is true: the models publish on '
+            "127.0.0.1 only and the TLS proxy listens on the public ports. Leave "
+            "vllm_bind_address empty, or set glassbox_tls: false."
+        )
+    key = str(host.get("api_key") or "")
+    if key and not PROXY_KEY.fullmatch(key):
+        out.append(
+            "vllm_api_key has characters the TLS proxy cannot compare literally (glassbox_tls "
+            "is true): allowed A-Z a-z 0-9 and . _ ~ + / = - (no spaces, quotes, braces or *)."
+        )
+    offset = _int(host.get("backend_port_offset", 0))
+    public = {_int(m["port"]): i for i, m in enumerate(models)}
+    seen: dict[int, int] = {}
+    for index, m in enumerate(models):
+        backend = _int(m["port"]) + offset
+        v = f"vllm_models[{index}]"
+        if not 1 <= backend <= 65535:
+            out.append(
+                f"{v}.port {m['port']} + vllm_backend_port_offset {offset} = {backend}: the "
+                "backend port vLLM listens on behind the proxy must be 1-65535; lower "
+                "vllm_backend_port_offset or the port."
+            )
+        elif backend in public or backend in seen:
+            other = public.get(backend, seen.get(backend))
+            out.append(
+                f"{v}.port {m['port']} + vllm_backend_port_offset {offset} = {backend}, which "
+                f"is also a port of vllm_models[{other}]: choose another vllm_backend_port_offset."
+            )
+        seen[backend] = index
+    return out
+
+
 def problems(models: list[dict[str, Any]], host: dict[str, Any]) -> list[str]:
     """Every rule across variables that argument_specs cannot express, as one list of messages.
 
@@ -255,6 +318,7 @@ def problems(models: list[dict[str, Any]], host: dict[str, Any]) -> list[str]:
             out += _image_problems(var, image, bool(used), host)
     gpu_host = _truthy(host["gpu_host"])
     gpu_total = _int(host["gpu_total"])
+    out += _tls_problems(models, host)
     ports: dict[int, str] = {}
     names: dict[str, str] = {}
     services: dict[str, str] = {}
@@ -296,13 +360,18 @@ def problems(models: list[dict[str, Any]], host: dict[str, Any]) -> list[str]:
     return out
 
 
+def scheme(host: dict[str, Any]) -> str:
+    """https behind the TLS proxy, else http."""
+    return "https" if _tls(host) else "http"
+
+
 def endpoints(models: list[dict[str, Any]], host: dict[str, Any]) -> list[dict[str, Any]]:
     """Each served model and the base URL clients use for it, with its `price` when it has one
     (the langfuse_models role registers it in Langfuse; plugins/filter/model_prices.py)."""
     return [
         {
             "model": m["served_name"],
-            "base_url": f"http://{host['public_host']}:{m['port']}/v1",
+            "base_url": f"{scheme(host)}://{host['public_host']}:{m['port']}/v1",
             **({"price": dict(m["price"])} if m.get("price") else {}),
         }
         for m in models
@@ -310,12 +379,14 @@ def endpoints(models: list[dict[str, Any]], host: dict[str, Any]) -> list[dict[s
 
 
 def probes(models: list[dict[str, Any]], host: dict[str, Any], api_key: str) -> list[dict]:
-    """compose_project readiness probes: /v1/models on each model's port must list its served
-    name (with the API key; vLLM answers HTTP only once the engine is up)."""
+    """compose_project readiness probes: /v1/models on each model's published port must list
+    its served name (with the API key; vLLM answers HTTP only once the engine is up). Behind
+    the TLS proxy the probe asks vLLM itself, on 127.0.0.1 and the backend port."""
+    probe_host = "127.0.0.1" if _tls(host) else host["probe_host"]
     return [
         {
-            "name": f"{m['served_name']} listed by /v1/models on port {m['port']}",
-            "url": f"http://{host['probe_host']}:{m['port']}/v1/models",
+            "name": f"{m['served_name']} listed by /v1/models on port {m['backend_port']}",
+            "url": f"http://{probe_host}:{m['backend_port']}/v1/models",
             "headers": {"Authorization": f"Bearer {api_key}"},
             "body_regex": '"id"\\s*:\\s*' + re.escape(json.dumps(m["served_name"])),
             "secret": True,
@@ -341,4 +412,6 @@ class FilterModule:
             "vllm_plan_problems": _problems_filter,
             "vllm_plan_endpoints": endpoints,
             "vllm_plan_probes": probes,
+            "vllm_plan_bind_address": bind_address,
+            "vllm_plan_scheme": scheme,
         }

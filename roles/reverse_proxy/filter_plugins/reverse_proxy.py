@@ -1,0 +1,102 @@
+"""Caddy site plan: check a site spec and derive what the site file and the firewall need.
+
+Plain Python so the rules are unit-tested in milliseconds (tests/unit/test_reverse_proxy_plan.py);
+the role calls them as the filters `reverse_proxy_site_problems`, `reverse_proxy_address` and
+`reverse_proxy_ports`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+# A key Caddy's header matcher compares literally: no spaces or quotes (Caddyfile tokens), no
+# braces (placeholders), no '*' (the header matcher compares exactly, but a leading or trailing
+# '*' is a wildcard: caddyserver.com/docs/modules/http.matchers.header).
+KEY_PATTERN = re.compile(r"[A-Za-z0-9._~+/=-]+")
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
+UPSTREAM_PATTERN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")
+PATH_PATTERN = re.compile(r"/[A-Za-z0-9._~/*-]*")
+
+
+def _port(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def site_problems(site: dict[str, Any]) -> list[str]:
+    """Every rule of one site spec that the argument spec cannot express, as messages naming
+    the field (`reverse_proxy_site.<field>`)."""
+    v = "reverse_proxy_site"
+    out: list[str] = []
+    name = str(site.get("name", ""))
+    if not NAME_PATTERN.fullmatch(name):
+        out.append(
+            f'{v}.name is "{name}": allowed lower-case letters, digits, "-" and "_" '
+            "(it names the file sites.d/<name>.caddy)."
+        )
+    port = _port(site.get("port"))
+    if not 1 <= port <= 65535:
+        out.append(f"{v}.port is {site.get('port')}: allowed 1-65535.")
+    upstream = str(site.get("upstream", ""))
+    upstream_port = _port(upstream.rsplit(":", 1)[-1])
+    if not UPSTREAM_PATTERN.fullmatch(upstream) or not 1 <= upstream_port <= 65535:
+        out.append(
+            f'{v}.upstream is "{upstream}": allowed host:port (e.g. 127.0.0.1:3000), '
+            "the service's loopback address."
+        )
+    key = str(site.get("bearer_key") or "")
+    if key and not KEY_PATTERN.fullmatch(key):
+        out.append(
+            f"{v}.bearer_key (the service's API key) has characters the proxy cannot compare "
+            "literally: allowed A-Z a-z 0-9 and . _ ~ + / = - (no spaces, quotes, braces or *)."
+        )
+    for path in site.get("bearer_paths") or []:
+        if not PATH_PATTERN.fullmatch(str(path)):
+            out.append(
+                f'{v}.bearer_paths has "{path}": allowed absolute paths of letters, digits and '
+                ". _ ~ / - with * as a wildcard (e.g. /v1/*)."
+            )
+    for cidr in site.get("metrics_cidrs") or []:
+        try:
+            ipaddress.ip_network(str(cidr), strict=False)
+        except ValueError:
+            out.append(
+                f'{v}.metrics_cidrs has "{cidr}", not an IP network: allowed e.g. '
+                "127.0.0.1/32, 10.0.0.0/8, ::1/128."
+            )
+    return out
+
+
+def address(host: str, port: Any) -> str:
+    """Caddy site address host:port; an IPv6 literal gets its brackets."""
+    host = str(host).strip()
+    try:
+        if ipaddress.ip_address(host.strip("[]")).version == 6:
+            host = f"[{host.strip('[]')}]"
+    except ValueError:
+        pass
+    return f"{host}:{_port(port)}"
+
+
+def ports(current: list[Any] | None, site: dict[str, Any], http_port: Any) -> list[int]:
+    """The ports the proxy listens on after adding `site`: its port, plus Caddy's HTTP port
+    (every TLS site gets the automatic redirect listener there, measured with caddy 2.6.2)."""
+    found = {_port(p) for p in current or []}
+    if str(site.get("state", "present")) != "absent":
+        found |= {_port(site.get("port")), _port(http_port)}
+    return sorted(p for p in found if p > 0)
+
+
+class FilterModule:
+    """Ansible entry point."""
+
+    def filters(self):
+        return {
+            "reverse_proxy_site_problems": site_problems,
+            "reverse_proxy_address": address,
+            "reverse_proxy_ports": ports,
+        }
