@@ -226,3 +226,41 @@ def test_applying_twice_keeps_foreign_tables_and_changes_nothing(first_and_secon
     stopped = (tmp_path / "after-stop").read_text()
     assert "table inet glassbox" not in stopped
     assert "masquerade" in stopped, "the unit's stop command took the foreign table with it"
+
+
+def test_auto_means_on_over_ssh_with_tls_and_off_otherwise(tmp_path):
+    """`auto` decides by the connection: the SSH hosts below point at a closed local port, so a
+    host whose firewall is on shows up unreachable at the SSH_CONNECTION read (the first task
+    that touches the host); a host whose firewall is off never connects."""
+    closed = {"ansible_host": "127.0.0.1", "ansible_port": 1, "ansible_user": "nobody"}
+    inventory = {
+        "all": {
+            "hosts": {
+                "ssh_unset": dict(closed),  # ansible_connection unset = ssh
+                "ssh_named": {**closed, "ansible_connection": "ansible.builtin.ssh"},
+                "ssh_tls_off": {**closed, "ansible_connection": "ssh", "glassbox_tls": False},
+                "ssh_forced_off": {**closed, "host_firewall_enabled": False},
+                "docker_auto": {"ansible_connection": "community.docker.docker"},
+            }
+        }
+    }
+    plays = [
+        {
+            "name": "host_firewall validate",
+            "hosts": "all",
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "name": "host_firewall validate",
+                    "ansible.builtin.include_role": {
+                        "name": "host_firewall",
+                        "tasks_from": "validate",
+                    },
+                }
+            ],
+        }
+    ]
+    run = play(tmp_path, plays, inventory=inventory, timeout=120)
+    unreachable = {host for host, stats in run.stats.items() if stats["unreachable"]}
+    assert unreachable == {"ssh_unset", "ssh_named"}, run.output
+    assert run.failed_hosts() == set(), run.output
