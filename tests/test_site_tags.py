@@ -52,6 +52,11 @@ def listed_roles(tmp_path, *tags: str) -> tuple[list[str], str]:
             ["langfuse_models : Check the facts published by the langfuse and vllm roles"],
             ["docker_engine :", "vllm : Load", "langfuse : Load", "connect :"],
         ),
+        (
+            "firewall",
+            ["host_firewall : Install nftables", "host_firewall : Install the unit"],
+            ["docker_engine :", "vllm : Load", "langfuse : Load", "connect :"],
+        ),
     ],
 )
 def test_a_tag_runs_its_slice_after_the_checks(tmp_path, tag, expected, absent):
