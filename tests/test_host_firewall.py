@@ -16,7 +16,7 @@ from tests.nft_tool import Nft, find_nft
 
 pytestmark = [pytest.mark.roles, pytest.mark.timeout(300)]
 
-# The controller 192.0.2.10 reached sshd on port 2222 (sshd(8): client ip, client port,
+# The controller 192.0.2.10 reached sshd on port 2222 (ssh(1) ENVIRONMENT: client ip, client port,
 # server ip, server port).
 LIVE_SSH = "192.0.2.10 51234 198.51.100.5 2222"
 

@@ -2,8 +2,8 @@
 
 Plain Python on purpose (tests/unit/test_firewall_filters.py runs them in milliseconds):
 
-- `ssh_connection_parts(text)`: the fields of OpenSSH's SSH_CONNECTION variable
-  ("client_ip client_port server_ip server_port", sshd(8) ENVIRONMENT) as a dict, {} when absent;
+- `ssh_connection_parts(text)`: the fields of the SSH_CONNECTION variable sshd sets
+  ("client_ip client_port server_ip server_port", ssh(1) ENVIRONMENT) as a dict, {} when absent;
 - `firewall_problems(settings, ssh_connection)`: every reason to refuse the settings, each naming
   its variable; among them the lock-out guard (the port this very SSH connection uses must stay
   open to the address it comes from);

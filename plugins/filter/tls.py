@@ -8,6 +8,7 @@ controller already holds (inventory or vault). Unit-tested in tests/unit/test_tl
 from __future__ import annotations
 
 import datetime
+import hashlib
 import ipaddress
 import re
 from typing import Any
@@ -250,6 +251,25 @@ def scheme_changes(old_env: str, new_urls: dict[str, str]) -> list[str]:
     return changes
 
 
+def file_differs(
+    found: dict, mode: str, owner: str, group: str, content: str | None = None
+) -> bool:
+    """Whether a host file must go through its module: `found` is its entry in
+    ansible.builtin.find's result (get_checksum) or {} when missing; `content` None skips the
+    checksum (a key, whose content the controller never sees)."""
+    if not found:
+        return True
+    if content is not None:
+        digest = hashlib.sha1(content.encode("utf-8")).hexdigest()  # noqa: S324 - find's checksum is sha1
+        if found.get("checksum") != digest:
+            return True
+    return (
+        int(str(found.get("mode", "0")), 8) != int(mode, 8)
+        or found.get("pw_name") != owner
+        or found.get("gr_name") != group
+    )
+
+
 def _truthy(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -284,4 +304,5 @@ class FilterModule:
             "glassbox_tls_trust_bundle": trust_bundle,
             "glassbox_tls_scheme_changes": scheme_changes,
             "glassbox_connect_ca_file": connect_ca_file,
+            "glassbox_tls_file_differs": file_differs,
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import certifi
@@ -164,3 +165,21 @@ def test_connect_ca_file_prefers_the_connection_fact_and_honours_the_switch():
     assert tls.connect_ca_file(["off", "vllm_connection"], hostvars) == ""
     assert tls.connect_ca_file(["plain", "vllm_connection"], hostvars) == ""
     assert tls.connect_ca_file(["", "vllm_connection"], hostvars) == ""
+
+
+def test_file_differs_on_content_mode_owner_group():
+    content = "pem\n"
+    found = {
+        "checksum": hashlib.sha1(content.encode()).hexdigest(),  # noqa: S324 - find's checksum
+        "mode": "0644",
+        "pw_name": "root",
+        "gr_name": "root",
+    }
+    assert not tls.file_differs(found, "0644", "root", "root", content)
+    assert tls.file_differs(found, "0644", "root", "root", "other\n")
+    assert tls.file_differs({**found, "mode": "0664"}, "0644", "root", "root", content)
+    assert tls.file_differs({**found, "gr_name": "caddy"}, "0644", "root", "root", content)
+    assert not tls.file_differs(
+        {**found, "mode": "0640", "gr_name": "caddy"}, "0640", "root", "caddy"
+    )
+    assert tls.file_differs({}, "0640", "root", "caddy")
