@@ -113,17 +113,19 @@ def test_named_volumes_are_declared_and_created(host, config):
             assert "com.docker.compose.project:langfuse" in cmd.stdout
 
 
-def test_only_web_is_published_beyond_loopback(config):
+def test_everything_is_published_on_loopback_behind_the_proxy(config):
+    """glassbox_tls (the default): Caddy is the only listener off loopback (tests/test_edge.py)."""
     published = {
         name: [
             (p.get("host_ip", ""), str(p["published"]), p["target"]) for p in svc.get("ports", [])
         ]
         for name, svc in config["services"].items()
     }
-    assert published.pop("langfuse-web") == [("0.0.0.0", "3000", 3000)]  # noqa: S104 -- the expected bind
+    assert published.pop("langfuse-web") == [("127.0.0.1", "3000", 3000)]
     assert published.pop("langfuse-worker") == [("127.0.0.1", "3030", 3030)]
-    # media uploads are on in this scenario: browsers and SDKs reach MinIO's S3 API
-    assert published.pop("minio") == [("", "9090", 9000)]
+    # media uploads are on in this scenario: browsers and SDKs reach MinIO's S3 API through the
+    # proxy's site on 9090, MinIO itself on langfuse_s3_backend_port (9000) on loopback
+    assert published.pop("minio") == [("127.0.0.1", "9000", 9000)]
     assert all(not ports for ports in published.values()), published
 
 
@@ -149,7 +151,7 @@ def test_only_web_gets_the_public_media_endpoint(host, config):
     worker = config["services"]["langfuse-worker"]["environment"]
     assert worker["LANGFUSE_S3_MEDIA_UPLOAD_ENDPOINT"] == "http://minio:9000"
     public = web["LANGFUSE_S3_MEDIA_UPLOAD_ENDPOINT"]
-    assert public.startswith("http://"), public
+    assert public.startswith("https://"), public
     assert public.endswith(":9090"), public
     assert "minio" not in public
     assert web["NEXTAUTH_URL"].split("://", 1)[1].split(":")[0] in public

@@ -61,7 +61,7 @@ def test_gpu_service_requests_its_gpu(compose):
     devices = svc["deploy"]["resources"]["reservations"]["devices"]
     assert devices == [{"driver": "nvidia", "device_ids": ["0"], "capabilities": ["gpu"]}]
     assert svc["ipc"] == "host"
-    assert svc["ports"] == ["0.0.0.0:8000:8000"]
+    assert svc["ports"] == ["127.0.0.1:18000:8000"]  # behind the proxy on 8000
     cmd = svc["command"]
     assert cmd[0] == "Qwen/Qwen2.5-1.5B-Instruct"
     assert cmd[cmd.index("--gpu-memory-utilization") + 1] == "0.85"
@@ -77,7 +77,7 @@ def test_cpu_service_has_no_gpu_request(compose):
     assert "deploy" not in svc
     assert "ipc" not in svc
     assert svc["environment"] == {"VLLM_CPU_KVCACHE_SPACE": "2"}
-    assert svc["ports"] == ["0.0.0.0:8001:8000"]
+    assert svc["ports"] == ["127.0.0.1:18001:8000"]  # behind the proxy on 8001
     assert "--gpu-memory-utilization" not in svc["command"]
 
 
