@@ -166,3 +166,20 @@ def test_the_proxy_admin_endpoint_is_a_unix_socket(host):
         assert host.socket("unix:///run/caddy/admin.sock").is_listening
         assert not host.socket("tcp://127.0.0.1:2019").is_listening
         assert not host.run("ss -lunH").stdout.strip(), "a UDP listener (HTTP/3?) is open"
+
+
+def test_the_app_env_sends_clients_over_https_trusting_the_ca(address, name, ca_file):
+    path = credentials() / "app.env"
+    settings = dict(
+        line.split("=", 1) for line in path.read_text().splitlines() if line and "=" in line
+    )
+    assert settings["LANGFUSE_BASE_URL"] == f"https://{name}"
+    assert settings["OPENAI_BASE_URL"] == f"https://{name}:{MODEL_PORTS[0]}/v1"
+    assert Path(settings["GLASSBOX_CA_FILE"]).read_text() == ca_file.read_text()
+    assert settings["SSL_CERT_FILE"] == settings["REQUESTS_CA_BUNDLE"]
+    bundle = Path(settings["SSL_CERT_FILE"]).read_text()
+    assert ca_file.read_text().strip() in bundle
+    assert bundle.count("BEGIN CERTIFICATE") > 10, "the bundle lost the public roots"
+    # The bundle is what clients load: it verifies the proxy.
+    status, headers, _ = get(address, LANGFUSE_PORT, name, "/", cafile=settings["SSL_CERT_FILE"])
+    assert headers.get("server") == "Caddy"
