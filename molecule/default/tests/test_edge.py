@@ -181,5 +181,5 @@ def test_the_app_env_sends_clients_over_https_trusting_the_ca(address, name, ca_
     assert ca_file.read_text().strip() in bundle
     assert bundle.count("BEGIN CERTIFICATE") > 10, "the bundle lost the public roots"
     # The bundle is what clients load: it verifies the proxy.
-    status, headers, _ = get(address, LANGFUSE_PORT, name, "/", cafile=settings["SSL_CERT_FILE"])
+    _, headers, _ = get(address, LANGFUSE_PORT, name, "/", cafile=settings["SSL_CERT_FILE"])
     assert headers.get("server") == "Caddy"
