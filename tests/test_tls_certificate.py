@@ -4,8 +4,7 @@ certificate directory, the controller's credentials/ beside a throwaway inventor
 One lifecycle (CA made once, re-run and --check unchanged, ca.crt restored from a host, forced
 renewal, refusal without the CA key, a new CA only with tls_certificate_ca_rotate) and one
 matrix of refusals (provided, acme, bad names) in one run and its --check re-run, and hosts
-that disagree on the CA: nine
-ansible-playbook runs in all.
+that disagree on the CA: nine ansible-playbook runs in all.
 """
 
 from __future__ import annotations
