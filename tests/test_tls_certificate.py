@@ -3,8 +3,8 @@ certificate directory, the controller's credentials/ beside a throwaway inventor
 
 One lifecycle (CA made once, re-run and --check unchanged, ca.crt restored from a host, forced
 renewal, refusal without the CA key, a new CA only with tls_certificate_ca_rotate) and one
-matrix of refusals (provided, acme, bad names) in one run and its --check re-run: eight
-ansible-playbook runs in all.
+matrix of refusals (provided, acme, bad names) in one run and its --check re-run, and hosts
+that disagree on the CA: nine ansible-playbook runs in all.
 """
 
 from __future__ import annotations
@@ -222,3 +222,20 @@ def test_refusals_and_provided(tmp_path: Path) -> None:
     assert again.rc == 0, again.output
     assert [again.changed(h) for h in ("prov-ok", "acme-ok", "tls-off")] == [0, 0, 0]
     assert not (inventory.parent / "credentials" / "tls" / "ca.key").exists()
+
+
+def test_hosts_holding_different_cas_stop_the_run(tmp_path: Path) -> None:
+    """The controller lost ca.crt and the hosts disagree on it: no guess, no new CA."""
+    hosts = {"a": {"glassbox_public_host": "a.example.test"}, "b": {"glassbox_public_host": "b"}}
+    inventory = _inventory(tmp_path, hosts)
+    for name in hosts:
+        (tmp_path / "hosts" / name).mkdir(parents=True)
+        (tmp_path / "hosts" / name / "ca.crt").write_text(make_ca(f"CA {name}").cert_pem)
+    before = _snapshot(tmp_path)
+    run = _run(tmp_path, inventory, "run")
+    assert run.rc != 0
+    tls = inventory.parent / "credentials" / "tls"
+    assert f"{tls / 'ca.crt'} is missing and the hosts hold 2 different ca.crt files" in run.output
+    assert (run.changed("a"), run.changed("b")) == (0, 0)
+    assert _snapshot(tmp_path) == before
+    assert not tls.exists()
