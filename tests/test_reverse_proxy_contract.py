@@ -406,3 +406,30 @@ def test_verify_entry_point_passes_with_the_ca_and_fails_without_it(proxy, tmp_p
     message = " ".join(bad.failures("localhost"))
     assert "CERTIFICATE_VERIFY_FAILED" in message
     assert str(proxy["ports"]["langfuse"]) in message
+
+
+def test_ports_entry_point_reads_every_site_on_disk(proxy, tmp_path):
+    settings = {
+        "reverse_proxy_config_dir": str(proxy["conf"]),
+        "reverse_proxy_http_port": proxy["ports"]["http"],
+    }
+    tasks = [
+        {
+            "name": "Ports from disk",
+            "ansible.builtin.include_role": {"name": "reverse_proxy", "tasks_from": "ports"},
+        },
+        {
+            "name": "Show the published ports",
+            "ansible.builtin.debug": {"var": "reverse_proxy_ports"},
+        },
+    ]
+    plays = [{"name": "ports", "hosts": "all", "gather_facts": False, "tasks": tasks}]
+    run = play(tmp_path, plays, inventory=local_inventory(common=settings))
+    assert run.rc == 0, run.output
+    shown = [
+        task["hosts"]["localhost"]["reverse_proxy_ports"]
+        for each_play in run.report["plays"]
+        for task in each_play["tasks"]
+        if task["task"]["name"] == "Show the published ports"
+    ]
+    assert shown == [sorted(proxy["ports"].values())]
