@@ -10,6 +10,7 @@ that disagree on the CA: nine ansible-playbook runs in all.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import stat
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,26 @@ def _check_issued(tls: Path, h1: Path, h2: Path) -> x509.Certificate:
     return ca
 
 
+def _check_a_fresh_controller_gets_the_ca_back(
+    tmp_path: Path, inventory: Path, hosts: dict[str, dict[str, Any]], tls: Path
+) -> None:
+    # A fresh controller (credentials/tls gone, key and all) and no certificate due: the CA comes
+    # back from the hosts into a directory made again; no new CA, no key, nothing issued.
+    rotated_sha = _sha(tls / "ca.crt")
+    issued = _snapshot(tmp_path)
+    hosts["h2"].pop("tls_certificate_renew_days")
+    _inventory(tmp_path, hosts)
+    shutil.rmtree(tls)
+    fresh = _run(tmp_path, inventory, "fresh")
+    assert fresh.rc == 0, fresh.output
+    assert _sha(tls / "ca.crt") == rotated_sha
+    assert _mode(tls) == 0o700
+    assert not (tls / "ca.key").exists()
+    now = _snapshot(tmp_path)
+    for name in ("h1", "h2"):
+        assert now[f"hosts/{name}/host.crt"] == issued[f"hosts/{name}/host.crt"]
+
+
 def test_internal_ca_lifecycle(tmp_path: Path) -> None:
     hosts = {
         "h1": {"glassbox_public_host": "h1.example.test"},
@@ -158,6 +179,8 @@ def test_internal_ca_lifecycle(tmp_path: Path) -> None:
     assert rotated.rc == 0, rotated.output
     _check_issued(tls, h1, h2)
     assert _sha(tls / "ca.crt") != ca_sha
+
+    _check_a_fresh_controller_gets_the_ca_back(tmp_path, inventory, hosts, tls)
 
 
 def test_refusals_and_provided(tmp_path: Path) -> None:
