@@ -15,6 +15,7 @@ pytestmark = pytest.mark.roles
 
 SECRET_TASK = "Render the files that hold secrets (no diff, never printed)"  # noqa: S105 - a task name
 OTHER_TASK = "Render the other files"
+SUBDIR_TASK = "Create the subdirectories of rendered files (root only)"
 
 
 def render(tmp: Path, value: str = "one") -> PlaybookRun:
@@ -84,6 +85,7 @@ def runs(tmp_path_factory):
     first = render(tmp)
     again = render(tmp)
     (tmp / "project" / "env" / "app.env").chmod(0o644)
+    (tmp / "project" / "env").chmod(0o755)
     drifted = render(tmp, value="two")
     return tmp, first, again, drifted
 
@@ -101,6 +103,8 @@ def test_a_converged_project_skips_the_template_module(runs):
     assert again.changed("localhost") == 0
     assert skipped(again, SECRET_TASK)
     assert skipped(again, OTHER_TASK)
+    # the one find also shows the subdirectory is right: no file module call for it either
+    assert skipped(again, SUBDIR_TASK)
 
 
 def test_drift_in_mode_or_content_is_rendered_again_alone(runs):
@@ -109,4 +113,5 @@ def test_drift_in_mode_or_content_is_rendered_again_alone(runs):
     assert rendered(drifted, OTHER_TASK) == 1  # tag one -> two
     assert os.stat(tmp / "project" / "env" / "app.env").st_mode & 0o777 == 0o600
     assert "demo:two" in (tmp / "project" / "compose.yaml").read_text()
-    assert drifted.changed("localhost") == 2  # the two render tasks, nothing else
+    assert os.stat(tmp / "project" / "env").st_mode & 0o777 == 0o700  # 0755 -> 0700
+    assert drifted.changed("localhost") == 3  # the subdirectory and the two render tasks

@@ -94,6 +94,17 @@ def test_too_little_memory_fails_and_names_the_variable(tmp_path):
     assert "MiB that groups inference need (preflight_min_memory_mb)" in run.output
 
 
+def test_memory_is_read_from_the_host_with_only_the_min_facts(tmp_path):
+    # site.yml gathers only the min subset (no hardware facts, no memtotal_mb): preflight reads
+    # MemTotal itself, and still compares it.
+    plays = role_play("preflight", {"preflight_min_memory_mb": {"inference": 10**9}})
+    plays[0]["gather_subset"] = ["min"]
+    run = run_playbook(tmp_path, plays, groups=("inference",))
+    assert run.rc != 0
+    expected = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0]) // 1024
+    assert f"Memory {expected} MiB is below the {10**9} MiB" in run.output
+
+
 def test_resource_minimums_can_be_downgraded_to_a_warning(tmp_path):
     run = run_playbook(
         tmp_path,

@@ -117,6 +117,44 @@ def local_path_differs(path: str, mode: str, content: str | None = None) -> bool
     return data != content.encode("utf-8") or stat.S_IMODE(info.st_mode) != int(mode, 8)
 
 
+def host_probe(stdout: str) -> dict:
+    """Parse the line records of a read-only host probe (docker_engine's, in one shell call):
+    `pkg <dpkg Status-Abbrev>|<name>|<version>` (dpkg-query -W), `path <path>|<%F>|<%a>|<%U>|<%G>`
+    (stat -c), `sha1 <hex> <path>` (sha1sum), `unit <is-active>|<is-enabled>` (systemctl),
+    `compose <rc>|<first line>`. Returns what the tasks compare with: `present` (packages dpkg
+    has in any state but not-installed or config-files), `installed_specs` (each package
+    installed without error as `name` and as `name=<version>`), `paths`, `sha1`, `unit` and
+    `compose` (shaped like a command result: rc, stdout, stderr)."""
+    out: dict = {
+        "present": [],
+        "installed_specs": [],
+        "paths": {},
+        "sha1": {},
+        "unit": [],
+        "compose": {},
+    }
+    for line in (stdout or "").splitlines():
+        kind, _, rest = line.partition(" ")
+        fields = rest.split("|")
+        if kind == "pkg" and len(fields) == 3:
+            status, name, version = fields
+            if len(status) >= 2 and status[1] not in "nc":
+                out["present"].append(name)
+            if status == "ii ":
+                out["installed_specs"] += [name, f"{name}={version}"]
+        elif kind == "path" and len(fields) == 5:
+            path, kind_name, mode, owner, group = fields
+            out["paths"][path] = {"type": kind_name, "mode": mode, "owner": owner, "group": group}
+        elif kind == "sha1":
+            digest, _, path = rest.partition(" ")
+            out["sha1"][path.strip().lstrip("*")] = digest
+        elif kind == "unit" and len(fields) == 2:
+            out["unit"] = fields
+        elif kind == "compose" and len(fields) >= 2 and fields[0].isdigit():
+            out["compose"] = {"rc": int(fields[0]), "stdout": "|".join(fields[1:]), "stderr": ""}
+    return out
+
+
 def host_addresses(names: list[str], hostvars: Any, var: str) -> list[str]:
     """The address each named host is reached at: its `var` when the inventory sets it, else
     ansible_host, else its inventory name (the same precedence as vllm_public_host's default)."""
@@ -140,4 +178,5 @@ class FilterModule:
             "glassbox_file_differs": file_differs,
             "glassbox_local_path_differs": local_path_differs,
             "glassbox_host_addresses": host_addresses,
+            "glassbox_host_probe": host_probe,
         }

@@ -150,3 +150,50 @@ def test_local_path_differs_compares_content_and_mode(tmp_path):
     assert filters.local_path_differs(str(tmp_path), "0700") is False
     assert filters.local_path_differs(str(tmp_path), "0755") is True
     assert filters.local_path_differs(str(path), "0644") is True  # a file where a directory is due
+
+
+PROBE = """\
+pkg ii |docker.io|26.1.5+dfsg1-9+deb13u1
+pkg ii |python3-requests|2.32.3+dfsg-5
+pkg rc |docker-ce|5:28.5.2-1~debian.13~trixie
+pkg un |podman-docker|
+pkg iU |containerd|1.7.24~ds1-6
+path /etc/docker|directory|755|root|root
+path /etc/docker/daemon.json|regular file|644|root|root
+sha1 0a4d55a8d778e5022fab701977c5d840bbc486d0  /etc/docker/daemon.json
+unit active|enabled
+compose 0|2.26.1-4
+"""
+
+
+def test_host_probe_reads_packages_by_dpkg_state():
+    now = filters.host_probe(PROBE)
+    # config-files (rc) and not-installed (un) are absent for apt; unpacked (iU) is there
+    assert now["present"] == ["docker.io", "python3-requests", "containerd"]
+    # only a clean install counts as installed, by name and at dpkg's exact version (epoch too)
+    assert "docker.io" in now["installed_specs"]
+    assert "docker.io=26.1.5+dfsg1-9+deb13u1" in now["installed_specs"]
+    assert "containerd" not in now["installed_specs"]
+    assert not any(spec.startswith("docker-ce") for spec in now["installed_specs"])
+
+
+def test_host_probe_reads_paths_checksums_unit_and_compose():
+    now = filters.host_probe(PROBE)
+    assert now["paths"]["/etc/docker"] == {
+        "type": "directory",
+        "mode": "755",
+        "owner": "root",
+        "group": "root",
+    }
+    assert now["sha1"] == {"/etc/docker/daemon.json": "0a4d55a8d778e5022fab701977c5d840bbc486d0"}
+    assert now["unit"] == ["active", "enabled"]
+    assert now["compose"] == {"rc": 0, "stdout": "2.26.1-4", "stderr": ""}
+
+
+def test_host_probe_of_a_bare_host_finds_nothing():
+    now = filters.host_probe(
+        "unit inactive|not-found\ncompose 127|bash: line 1: docker: command not found\n"
+    )
+    assert (now["present"], now["installed_specs"], now["paths"], now["sha1"]) == ([], [], {}, {})
+    assert now["unit"] == ["inactive", "not-found"]
+    assert now["compose"]["rc"] == 127
