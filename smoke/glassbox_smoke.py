@@ -308,37 +308,29 @@ def vllm_bad_key(settings: Settings, status: int) -> str:
     )
 
 
-def get_vllm_models(settings: Settings) -> httpx.Response:
-    """GET /v1/models with the API key; fails the test naming vLLM when it is unreachable or
-    rejects the key, so every caller reports those two faults the same way."""
+def _get_vllm(settings: Settings, url: str) -> httpx.Response:
+    """GET url with the API key; fails the test naming vLLM when it is unreachable or rejects
+    the key, so every caller reports those two faults the same way."""
     try:
         response = httpx.get(
-            f"{settings.openai_base_url}/models",
-            headers={"Authorization": f"Bearer {settings.openai_api_key}"},
-            timeout=10.0,
+            url, headers={"Authorization": f"Bearer {settings.openai_api_key}"}, timeout=10.0
         )
     except httpx.TransportError as exc:
         pytest.fail(vllm_unreachable(settings, exc), pytrace=False)
     if response.status_code in {401, 403}:
         pytest.fail(vllm_bad_key(settings, response.status_code), pytrace=False)
     return response
+
+
+def get_vllm_models(settings: Settings) -> httpx.Response:
+    """GET /v1/models with the API key (see _get_vllm)."""
+    return _get_vllm(settings, f"{settings.openai_base_url}/models")
 
 
 def get_vllm_health(settings: Settings) -> httpx.Response:
     """GET /health with the API key: behind the glassbox TLS proxy /health passes only with it
-    (vLLM itself does not check a key there). Unreachable or a rejected key fail the test
-    naming vLLM, like get_vllm_models."""
-    try:
-        response = httpx.get(
-            f"{settings.vllm_root}/health",
-            headers={"Authorization": f"Bearer {settings.openai_api_key}"},
-            timeout=10.0,
-        )
-    except httpx.TransportError as exc:
-        pytest.fail(vllm_unreachable(settings, exc), pytrace=False)
-    if response.status_code in {401, 403}:
-        pytest.fail(vllm_bad_key(settings, response.status_code), pytrace=False)
-    return response
+    (vLLM itself does not check a key there)."""
+    return _get_vllm(settings, f"{settings.vllm_root}/health")
 
 
 def langfuse_unreachable(settings: Settings, exc: BaseException) -> str:

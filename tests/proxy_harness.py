@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 import subprocess
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
+from tests import tls_certs
 from tests.ansible_run import REPO
 
 
@@ -33,47 +27,9 @@ def caddy_binary() -> str:
 
 def make_ca(tls_dir: Path, names: list[str]) -> None:
     """ca.crt, host.crt (SAN: names and 127.0.0.1) and host.key as tls_certificate lays them out."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "glassbox contract test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    *(x509.DNSName(name) for name in names),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                ]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca = tls_certs.make_ca("glassbox contract test CA")
+    leaf = tls_certs.make_leaf(ca, [*(f"DNS:{name}" for name in names), "IP:127.0.0.1"])
     tls_dir.mkdir(parents=True, exist_ok=True)
-    (tls_dir / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    (tls_dir / "host.crt").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    (tls_dir / "host.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    (tls_dir / "ca.crt").write_text(ca.cert_pem)
+    (tls_dir / "host.crt").write_text(leaf.cert_pem)
+    (tls_dir / "host.key").write_text(leaf.key_pem)
