@@ -136,6 +136,18 @@ class Rendered:
         return [str(p) for p in self.services[service].get("ports", [])]
 
 
+# The fact the role publishes, kept beside the project for the test to read.
+KEEP_CONNECTION = {
+    "name": "Keep the published fact for the test",
+    "ansible.builtin.copy": {
+        "content": "{{ langfuse_connection | to_json }}",
+        "dest": "{{ langfuse_project_dir }}/../connection.json",
+        "mode": "0600",
+    },
+    "no_log": True,
+}
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> dict[str, Rendered]:
     tmp_path = tmp_path_factory.mktemp("langfuse-contract")
@@ -144,15 +156,7 @@ def rendered(tmp_path_factory) -> dict[str, Rendered]:
         SCENARIOS,
         [
             *RENDER_TASKS,
-            {
-                "name": "Keep the published fact for the test",
-                "ansible.builtin.copy": {
-                    "content": "{{ langfuse_connection | to_json }}",
-                    "dest": "{{ langfuse_project_dir }}/../connection.json",
-                    "mode": "0600",
-                },
-                "no_log": True,
-            },
+            KEEP_CONNECTION,
         ],
     )
     assert rc == 0, f"ansible-playbook failed: {report.get('stats')}"
@@ -475,15 +479,7 @@ def rendered_tls(tmp_path_factory) -> dict:
                 "ansible.builtin.include_role": {"name": "reverse_proxy", "tasks_from": "render"},
             },
             *RENDER_TASKS,
-            {
-                "name": "Keep the published fact for the test",
-                "ansible.builtin.copy": {
-                    "content": "{{ langfuse_connection | to_json }}",
-                    "dest": "{{ langfuse_project_dir }}/../connection.json",
-                    "mode": "0600",
-                },
-                "no_log": True,
-            },
+            KEEP_CONNECTION,
         ],
     )
     return {"tmp": tmp_path, "report": report, "output": output}
