@@ -70,10 +70,10 @@ grep -o 'changed=[0-9]*' "$noop" | sort | uniq -c | sed 's/^/  second run: /'
 grep -oE '\) +[0-9:.]+ \*+ *$' "$noop" | tail -n1 | awk '{ print "  ansible-playbook alone: " $2 }' || true
 # The per-task profile (ansible.posix.profile_tasks, switched on in molecule.yml): slowest steps.
 echo "  slowest tasks of the no-op run:"
-sed -n '/^TASKS RECAP/,/^ROLES RECAP/p' "$noop" | grep -E ' -{3,} +[0-9.]+s$' | head -8 \
+sed -n '/TASKS RECAP/,/ROLES RECAP/p' "$noop" | grep -E ' -{3,} +[0-9.]+s$' | head -8 \
   | sed 's/^/    /' || echo "    (no profile in the log: is profile_tasks enabled?)"
 # The per-role profile (ansible.posix.profile_roles, also switched on in molecule.yml).
 echo "  slowest roles of the no-op run:"
-sed -n '/^ROLES RECAP/,/^total/p' "$noop" | grep -E ' -{3,} +[0-9.]+s$' | head -8 \
+sed -n '/ROLES RECAP/,/total -/p' "$noop" | grep -vE 'total -' | grep -E ' -{3,} +[0-9.]+s$' | head -8 \
   | sed 's/^/    /' || echo "    (no role profile in the log: is profile_roles enabled?)"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
