@@ -11,6 +11,7 @@ What only a GPU host can prove is in molecule/gpu (see the roles' READMEs).
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -595,6 +596,22 @@ def inventory(report_file: Path, key: dict) -> dict:
                 "key_keyring": str(keydir / "tk-ok.asc"),
                 "nvidia_container_toolkit_repo_key_fingerprint": key["fingerprint"].lower(),
             },
+            # The keyring already holds the pinned key: nothing is fetched (the URL is missing,
+            # so a fetch would fail the host).
+            "tkkey_installed_skips": {
+                "key_keyring": str(keydir / "tk-installed.asc"),
+                "nvidia_container_toolkit_repo_key_fingerprint": key["fingerprint"],
+                "nvidia_container_toolkit_repo_key_url": (keydir / "missing.pub").as_uri(),
+            },
+            # A keyring with another content, or the right key with another mode, is replaced.
+            "tkkey_installed_wrong_replaced": {
+                "key_keyring": str(keydir / "tk-wrong.asc"),
+                "nvidia_container_toolkit_repo_key_fingerprint": key["fingerprint"],
+            },
+            "tkkey_installed_mode_fixed": {
+                "key_keyring": str(keydir / "tk-mode.asc"),
+                "nvidia_container_toolkit_repo_key_fingerprint": key["fingerprint"],
+            },
         },
         "nogpu": {"nogpu_here": {"preflight_gpu_present": False}},
         # Check mode with both force switches: the install path without network or change.
@@ -674,8 +691,12 @@ def run(run_tmp):
     key = throwaway_key(tmp)
     keydir = tmp / "keys"
     keydir.mkdir()
-    for name in ("3bf863cc.pub", "8793F200.pub", "test.pub"):
+    for name in ("3bf863cc.pub", "8793F200.pub", "test.pub", "tk-installed.asc", "tk-mode.asc"):
         (keydir / name).write_text(key["armored"])
+    (keydir / "tk-installed.asc").chmod(0o644)
+    (keydir / "tk-mode.asc").chmod(0o600)
+    (keydir / "tk-wrong.asc").write_text("not the pinned key\n")
+    (keydir / "tk-wrong.asc").chmod(0o644)
     (tmp / "hosts.yml").write_text(yaml.safe_dump(inventory(report_file, key)))
     plays_data = plays()
     # The forced hosts would really install: they run only in the second run, with --check.
@@ -950,6 +971,25 @@ def test_toolkit_key_is_checked_against_its_fingerprint(run, run_tmp):
     assert not (run_tmp / "keys" / "tk-bad.asc").exists()
     assert run[1]["tkkey_pinned_accepts"] == {"failed": False}
     assert (run_tmp / "keys" / "tk-ok.asc").exists()
+
+
+def test_an_installed_pinned_key_is_not_fetched_again(run, run_tmp):
+    keys = run_tmp / "keys"
+    assert run[1]["tkkey_installed_skips"] == {"failed": False}
+    assert not (keys / "tk-installed.asc.download").exists()
+    assert (keys / "tk-installed.asc").read_text() == (keys / "test.pub").read_text()
+
+
+def test_an_installed_keyring_that_differs_is_replaced(run, run_tmp):
+    keys = run_tmp / "keys"
+    for case, keyring in (
+        ("tkkey_installed_wrong_replaced", "tk-wrong.asc"),
+        ("tkkey_installed_mode_fixed", "tk-mode.asc"),
+    ):
+        assert run[1][case] == {"failed": False}
+        assert (keys / f"{keyring}.download").exists(), case
+        assert (keys / keyring).read_text() == (keys / "test.pub").read_text(), case
+        assert stat.S_IMODE((keys / keyring).stat().st_mode) == 0o644, case
 
 
 def test_no_gpu_installs_nothing_and_says_so(run):
