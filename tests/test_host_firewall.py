@@ -47,6 +47,8 @@ HOSTS = {
     },
     # local connection, nothing set: the firewall is off, so even a closing list passes.
     "local_auto": {"host_firewall_ssh_ports": [22]},
+    # the whole role (main), not the entry points: refused before its first change too.
+    "main_closes_port": {"host_firewall_enabled": True, "host_firewall_ssh_ports": [22]},
 }
 
 
@@ -63,7 +65,7 @@ def _run(tmp_path: Path, nft: Nft) -> PlaybookRun:
     plays = [
         {
             "name": "host_firewall under test",
-            "hosts": "all",
+            "hosts": "all:!main_closes_port",
             "gather_facts": False,
             "tasks": [
                 {
@@ -73,7 +75,13 @@ def _run(tmp_path: Path, nft: Nft) -> PlaybookRun:
                 }
                 for entry in ("validate", "ruleset")
             ],
-        }
+        },
+        {
+            "name": "host_firewall main under test",
+            "hosts": "main_closes_port",
+            "gather_facts": False,
+            "roles": ["host_firewall"],
+        },
     ]
     return play(
         tmp_path / "run",
@@ -97,6 +105,25 @@ def test_settings_that_would_close_the_live_ssh_port_are_refused(first_and_secon
     assert "port 2222" in message
     assert "lock you out" in message
     assert not (tmp_path / "closes_port").exists(), "refused, yet the rule set was written"
+
+
+def test_the_whole_role_refuses_a_closing_list_before_its_first_change(first_and_second):
+    """main reads the host first (one read-only probe) and compares afterwards: the guard must
+    still stop it before the package, the directory or any file is touched."""
+    tmp_path, run, _ = first_and_second
+    (message,) = run.failures("main_closes_port")
+    assert "port 2222" in message
+    assert "lock you out" in message
+    assert run.changed("main_closes_port") == 0
+    ran = [
+        task["task"]["name"]
+        for each_play in run.report["plays"]
+        for task in each_play["tasks"]
+        if "main_closes_port" in task["hosts"]
+        and not task["hosts"]["main_closes_port"].get("skipped")
+    ]
+    assert not any(name.startswith(("Install", "Create", "Render", "Load")) for name in ran), ran
+    assert not (tmp_path / "main_closes_port").exists()
 
 
 def test_a_live_client_outside_the_ssh_cidrs_is_refused(first_and_second):

@@ -7,7 +7,9 @@ Plain Python on purpose (tests/unit/test_firewall_filters.py runs them in millis
 - `firewall_problems(settings, ssh_connection)`: every reason to refuse the settings, each naming
   its variable; among them the lock-out guard (the port this very SSH connection uses must stay
   open to the address it comes from);
-- `firewall_ruleset(settings)`: the normalised data the nftables template renders.
+- `firewall_ruleset(settings)`: the normalised data the nftables template renders;
+- `firewall_mode(value)`: host_firewall_enabled as 'auto', 'true' or 'false'; '' when the value
+  is none of the allowed ones (validate.yml then refuses it, naming the variable).
 
 `settings` is a dict with the keys ssh_ports, ssh_cidrs, edge_ports, extra_tcp_ports (the role's
 host_firewall_ssh_ports, host_firewall_ssh_cidrs, glassbox_edge_ports,
@@ -153,10 +155,23 @@ def firewall_ruleset(settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def firewall_mode(value: Any) -> str:
+    """host_firewall_enabled normalised: booleans and the strings auto, true, false, yes, no in
+    any case (what YAML or `-e` can give); '' for anything else (1, 'on', 'sometimes', None)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if not isinstance(value, str):
+        return ""
+    return {"auto": "auto", "true": "true", "yes": "true", "false": "false", "no": "false"}.get(
+        value.lower(), ""
+    )
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "ssh_connection_parts": ssh_connection_parts,
             "firewall_problems": firewall_problems,
             "firewall_ruleset": firewall_ruleset,
+            "firewall_mode": firewall_mode,
         }

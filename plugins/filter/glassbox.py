@@ -118,13 +118,15 @@ def local_path_differs(path: str, mode: str, content: str | None = None) -> bool
 
 
 def host_probe(stdout: str) -> dict:
-    """Parse the line records of a read-only host probe (docker_engine's, in one shell call):
-    `pkg <dpkg Status-Abbrev>|<name>|<version>` (dpkg-query -W), `path <path>|<%F>|<%a>|<%U>|<%G>`
-    (stat -c), `sha1 <hex> <path>` (sha1sum), `unit <is-active>|<is-enabled>` (systemctl),
-    `compose <rc>|<first line>`. Returns what the tasks compare with: `present` (packages dpkg
-    has in any state but not-installed or config-files), `installed_specs` (each package
-    installed without error as `name` and as `name=<version>`), `paths`, `sha1`, `unit` and
-    `compose` (shaped like a command result: rc, stdout, stderr)."""
+    """Parse the line records of a read-only host probe (one shell call; docker_engine's and
+    host_firewall's): `pkg <dpkg Status-Abbrev>|<name>|<version>` (dpkg-query -W),
+    `path <path>|<%F>|<%a>|<%U>|<%G>` (stat -c), `sha1 <hex> <path>` (sha1sum),
+    `unit <is-active>|<is-enabled>` (systemctl), `compose <rc>|<first line>`,
+    `value <name>|<text>` (any other one-line reading, e.g. an environment variable). Returns
+    what the tasks compare with: `present` (packages dpkg has in any state but not-installed or
+    config-files), `installed_specs` (each package installed without error as `name` and as
+    `name=<version>`), `paths`, `sha1`, `unit`, `compose` (shaped like a command result: rc,
+    stdout, stderr) and `values` (name -> text, stripped)."""
     out: dict = {
         "present": [],
         "installed_specs": [],
@@ -132,6 +134,7 @@ def host_probe(stdout: str) -> dict:
         "sha1": {},
         "unit": [],
         "compose": {},
+        "values": {},
     }
     for line in (stdout or "").splitlines():
         kind, _, rest = line.partition(" ")
@@ -152,7 +155,25 @@ def host_probe(stdout: str) -> dict:
             out["unit"] = fields
         elif kind == "compose" and len(fields) >= 2 and fields[0].isdigit():
             out["compose"] = {"rc": int(fields[0]), "stdout": "|".join(fields[1:]), "stderr": ""}
+        elif kind == "value" and len(fields) >= 2 and fields[0]:
+            out["values"][fields[0]] = "|".join(fields[1:]).strip()
     return out
+
+
+def probed_file(now: dict, path: str) -> dict:
+    """The probe's reading of one file (host_probe's result) in the shape file_differs takes:
+    checksum, mode, owner and group when the probe found a regular file and its sha1, else {}
+    (missing, not a file, unreadable: file_differs then says it differs)."""
+    found = (now or {}).get("paths", {}).get(path) or {}
+    digest = (now or {}).get("sha1", {}).get(path)
+    if found.get("type") != "regular file" or not digest:
+        return {}
+    return {
+        "checksum": digest,
+        "mode": found.get("mode"),
+        "pw_name": found.get("owner"),
+        "gr_name": found.get("group"),
+    }
 
 
 def host_addresses(names: list[str], hostvars: Any, var: str) -> list[str]:
@@ -179,4 +200,5 @@ class FilterModule:
             "glassbox_local_path_differs": local_path_differs,
             "glassbox_host_addresses": host_addresses,
             "glassbox_host_probe": host_probe,
+            "glassbox_probed_file": probed_file,
         }

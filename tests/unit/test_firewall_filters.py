@@ -153,3 +153,88 @@ def test_ruleset_ssh_from_anywhere_without_cidrs():
     assert data["ssh_from_anywhere"] is True
     assert data["ssh_cidrs_v4"] == data["ssh_cidrs_v6"] == []
     assert data["open_tcp_ports"] == [80, 443]
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"),
+    [
+        (True, "true"),
+        (False, "false"),
+        ("auto", "auto"),
+        ("AUTO", "auto"),
+        ("yes", "true"),
+        ("True", "true"),
+        ("no", "false"),
+        ("false", "false"),
+        ("sometimes", ""),
+        ("on", ""),
+        (" auto", ""),
+        (1, ""),
+        (None, ""),
+    ],
+)
+def test_firewall_mode_takes_exactly_the_allowed_values(value, mode):
+    assert fw.firewall_mode(value) == mode
+
+
+glassbox = load_plugin("plugins/filter/glassbox.py")
+
+# What tasks/validate.yml's probe prints on a converged host (nftables installed, rule set and
+# unit in place, unit running) reached over SSH, with ufw present.
+PROBE = """\
+value SSH_CONNECTION|192.0.2.10 51234 198.51.100.5 22
+value ufw|/usr/sbin/ufw
+pkg ii |nftables|1.1.3-1
+path /etc/glassbox|directory|755|root|root
+path /etc/glassbox/firewall.nft|regular file|644|root|root
+path /etc/systemd/system/glassbox-firewall.service|regular file|600|root|adm
+sha1 0a4d55a8d778e5022fab701977c5d840bbc486d0  /etc/glassbox/firewall.nft
+sha1 5b9e2f6a1c1f8d3e5c0b4a7d9e8f7a6b5c4d3e2f  /etc/systemd/system/glassbox-firewall.service
+unit active|enabled
+"""
+
+
+def test_the_probe_keeps_its_values_for_the_guard_and_ufw():
+    now = glassbox.host_probe(PROBE)
+    assert now["values"] == {
+        "SSH_CONNECTION": "192.0.2.10 51234 198.51.100.5 22",
+        "ufw": "/usr/sbin/ufw",
+    }
+    assert "nftables" in now["installed_specs"]
+    assert now["unit"] == ["active", "enabled"]
+    # the guard reads the live connection out of the probe
+    assert fw.firewall_problems(settings(ssh_ports=[2222]), now["values"]["SSH_CONNECTION"])
+
+
+def test_the_probe_of_a_console_run_without_ufw_has_empty_values():
+    now = glassbox.host_probe("value SSH_CONNECTION|\nvalue ufw|\nunit inactive|\n")
+    assert now["values"] == {"SSH_CONNECTION": "", "ufw": ""}
+    assert fw.firewall_problems(GOOD, now["values"]["SSH_CONNECTION"]) == []
+
+
+def test_probed_file_gives_file_differs_what_the_probe_read():
+    now = glassbox.host_probe(PROBE)
+    assert glassbox.probed_file(now, "/etc/glassbox/firewall.nft") == {
+        "checksum": "0a4d55a8d778e5022fab701977c5d840bbc486d0",
+        "mode": "644",
+        "pw_name": "root",
+        "gr_name": "root",
+    }
+    unit = glassbox.probed_file(now, "/etc/systemd/system/glassbox-firewall.service")
+    # a mode or group that drifted makes the file differ even with the right content
+    assert glassbox.file_differs(unit, "", {"mode": "0644"})
+
+
+@pytest.mark.parametrize(
+    "probe",
+    [
+        "",  # the file is missing
+        "path /etc/glassbox/firewall.nft|directory|755|root|root\n",  # not a file
+        # stat saw it, sha1sum could not read it
+        "path /etc/glassbox/firewall.nft|regular file|600|root|root\n",
+    ],
+)
+def test_probed_file_is_empty_unless_a_readable_regular_file(probe):
+    now = glassbox.host_probe(probe)
+    assert glassbox.probed_file(now, "/etc/glassbox/firewall.nft") == {}
+    assert glassbox.file_differs({}, "anything", {"mode": "0644"})
