@@ -87,10 +87,13 @@ def nvidia_smi(result: dict) -> dict:
     }
 
 
-def file_differs(found: dict, content: str, spec: dict, owner: str = "root") -> bool:
+def file_differs(
+    found: dict, content: str, spec: dict, owner: str = "root", group: str | None = None
+) -> bool:
     """Whether a rendered file must go through the template module: `found` is the file's entry
     in ansible.builtin.find's result (get_checksum), or {} when it is missing; `content` is the
-    render on the controller; `spec` the compose_project file spec (mode, default 0640)."""
+    render on the controller; `spec` the compose_project file spec (mode, default 0640); the file
+    belongs to `owner` and to the group `group` (default: the owner's name)."""
     if not found:
         return True
     want_mode = str(spec.get("mode", "0640"))
@@ -98,7 +101,7 @@ def file_differs(found: dict, content: str, spec: dict, owner: str = "root") -> 
         found.get("checksum") != hashlib.sha1(content.encode("utf-8")).hexdigest()  # noqa: S324 - compared with find's checksum, which is sha1
         or int(str(found.get("mode", "0")), 8) != int(want_mode, 8)
         or found.get("pw_name") != owner
-        or found.get("gr_name") != owner
+        or found.get("gr_name") != (owner if group is None else group)
     )
 
 

@@ -197,3 +197,10 @@ def test_host_probe_of_a_bare_host_finds_nothing():
     assert (now["present"], now["installed_specs"], now["paths"], now["sha1"]) == ([], [], {}, {})
     assert now["unit"] == ["inactive", "not-found"]
     assert now["compose"]["rc"] == 127
+
+
+def test_a_file_owned_by_root_and_another_group_compares_the_group_given():
+    found = {**FOUND, "gr_name": "caddy"}
+    assert filters.file_differs(found, RENDERED, {"mode": "0600"}, "root", "caddy") is False
+    assert filters.file_differs(found, RENDERED, {"mode": "0600"}) is True
+    assert filters.file_differs(FOUND, RENDERED, {"mode": "0600"}, "root", "caddy") is True

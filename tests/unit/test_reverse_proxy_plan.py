@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from tests.unit import load_plugin
@@ -66,3 +68,73 @@ def test_ports_add_the_site_and_the_redirect_port_once():
     assert plan.ports(None, GOOD, 80) == [80, 8000]
     assert plan.ports([80, 443], GOOD, 80) == [80, 443, 8000]
     assert plan.ports([80, 443], {**GOOD, "state": "absent"}, 80) == [80, 443]
+
+
+# What the role's probe (tasks/probe.yml) prints on a converged host, parsed by the project's one
+# probe parser: the sites directory holds two model sites, an empty file, a langfuse site and a
+# directory that only look like sites.
+glassbox = load_plugin("plugins/filter/glassbox.py")
+SITES = "/etc/caddy/sites.d"
+SITE_TEXT = "# Ansible managed\nhost:8000 {\n}\n"
+SITE_SHA1 = hashlib.sha1(SITE_TEXT.encode()).hexdigest()  # noqa: S324 - what sha1sum prints
+PROBE = "\n".join(
+    [
+        "pkg ii |caddy|2.6.2-5",
+        f"path {SITES}|directory|750|root|caddy",
+        "path /run/caddy/admin.sock|socket|755|caddy|caddy",
+        f"path {SITES}/vllm-a.caddy|regular file|640|root|caddy",
+        f"path {SITES}/vllm-b.caddy|regular file|640|root|caddy",
+        f"path {SITES}/vllm-empty.caddy|regular empty file|640|root|caddy",
+        f"path {SITES}/vllm-dir.caddy|directory|755|root|root",
+        f"path {SITES}/langfuse.caddy|regular file|640|root|caddy",
+        f"sha1 {SITE_SHA1}  {SITES}/vllm-a.caddy",
+        f"sha1 {SITE_SHA1}  {SITES}/vllm-b.caddy",
+        f"sha1 da39a3ee5e6b4b0d3255bfef95601890afd80709  {SITES}/vllm-empty.caddy",
+        f"sha1 {SITE_SHA1}  {SITES}/langfuse.caddy",
+        "unit active|enabled",
+    ]
+)
+NOW = glassbox.host_probe(PROBE)
+
+
+def test_a_probed_site_file_compares_like_find_and_skips_when_it_matches():
+    found = plan.probed_file(NOW, f"{SITES}/vllm-a.caddy")
+    assert found == {"checksum": SITE_SHA1, "mode": "640", "pw_name": "root", "gr_name": "caddy"}
+    assert glassbox.file_differs(found, SITE_TEXT, {"mode": "0640"}, "root", "caddy") is False
+
+
+@pytest.mark.parametrize(
+    ("content", "mode", "group"),
+    [
+        (SITE_TEXT + "# drift\n", "0640", "caddy"),  # content
+        (SITE_TEXT, "0600", "caddy"),  # mode
+        (SITE_TEXT, "0640", "root"),  # group (root:caddy on the host)
+    ],
+    ids=["content", "mode", "group"],
+)
+def test_a_probed_site_file_that_differs_goes_through_the_template_module(content, mode, group):
+    found = plan.probed_file(NOW, f"{SITES}/vllm-a.caddy")
+    assert glassbox.file_differs(found, content, {"mode": mode}, "root", group) is True
+
+
+def test_a_missing_path_or_a_directory_is_no_probed_file():
+    assert plan.probed_file(NOW, f"{SITES}/vllm-gone.caddy") == {}
+    assert plan.probed_file(NOW, f"{SITES}/vllm-dir.caddy") == {}
+    assert plan.probed_file(NOW, SITES) == {}
+    # an empty regular file is a file (stat calls it "regular empty file")
+    assert plan.probed_file(NOW, f"{SITES}/vllm-empty.caddy")["checksum"].startswith("da39")
+
+
+def test_prune_removes_the_prefix_files_not_kept_and_nothing_else():
+    assert plan.prune(NOW, SITES, "vllm-", ["vllm-a"]) == [
+        f"{SITES}/vllm-b.caddy",
+        f"{SITES}/vllm-empty.caddy",
+    ]
+    assert plan.prune(NOW, SITES, "vllm-", ["vllm-a", "vllm-b", "vllm-empty"]) == []
+    assert plan.prune(NOW, SITES, "langfuse", []) == [f"{SITES}/langfuse.caddy"]
+
+
+def test_prune_on_a_host_without_sites_finds_nothing():
+    assert plan.prune(glassbox.host_probe("unit inactive|not-found\n"), SITES, "vllm-", []) == []
+    # another configuration directory's sites are not this one's
+    assert plan.prune(NOW, "/srv/other/sites.d", "vllm-", []) == []

@@ -1,12 +1,14 @@
 """Caddy site plan: check a site spec and derive what the site file and the firewall need.
 
 Plain Python so the rules are unit-tested in milliseconds (tests/unit/test_reverse_proxy_plan.py);
-the role calls them as the filters `reverse_proxy_site_problems`, `reverse_proxy_address` and
-`reverse_proxy_ports`.
+the role calls them as the filters `reverse_proxy_site_problems`, `reverse_proxy_address`,
+`reverse_proxy_ports`, and, on what the role's host probe read (glassbox_host_probe's shape),
+`reverse_proxy_probed_file` and `reverse_proxy_prune`.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import re
 from typing import Any
@@ -91,6 +93,46 @@ def ports(current: list[Any] | None, site: dict[str, Any], http_port: Any) -> li
     return sorted(p for p in found if p > 0)
 
 
+# What `stat -c %F` calls a regular file (an empty one has its own name).
+REGULAR_FILE = ("regular file", "regular empty file")
+
+
+def probed_file(now: dict[str, Any], path: str) -> dict[str, Any]:
+    """The file `path` as the probe read it (glassbox_host_probe: its `paths` and `sha1`), in the
+    shape glassbox_file_differs compares (ansible.builtin.find's checksum, mode, pw_name,
+    gr_name); {} when it is not a regular file with a checksum (missing, a directory, ...)."""
+    found = (now.get("paths") or {}).get(path) or {}
+    digest = (now.get("sha1") or {}).get(path)
+    if found.get("type") not in REGULAR_FILE or not digest:
+        return {}
+    return {
+        "checksum": digest,
+        "mode": found.get("mode"),
+        "pw_name": found.get("owner"),
+        "gr_name": found.get("group"),
+    }
+
+
+def prune(now: dict[str, Any], sites_dir: str, prefix: str, keep: list[str] | None) -> list[str]:
+    """The site files the `prune` entry point removes: every regular file `<prefix>*.caddy`
+    directly in `sites_dir` that the probe found (hidden names never match, as with
+    ansible.builtin.find), except `<sites_dir>/<name>.caddy` for each name in `keep`."""
+    kept = {f"{sites_dir}/{name}.caddy" for name in keep or []}
+    pattern = f"{prefix}*.caddy"
+    out = []
+    for path, found in (now.get("paths") or {}).items():
+        parent, _, base = path.rpartition("/")
+        if (
+            parent == sites_dir
+            and found.get("type") in REGULAR_FILE
+            and not base.startswith(".")
+            and fnmatch.fnmatchcase(base, pattern)
+            and path not in kept
+        ):
+            out.append(path)
+    return sorted(out)
+
+
 class FilterModule:
     """Ansible entry point."""
 
@@ -99,4 +141,6 @@ class FilterModule:
             "reverse_proxy_site_problems": site_problems,
             "reverse_proxy_address": address,
             "reverse_proxy_ports": ports,
+            "reverse_proxy_probed_file": probed_file,
+            "reverse_proxy_prune": prune,
         }
