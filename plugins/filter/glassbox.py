@@ -89,7 +89,8 @@ def nvidia_smi(result: dict) -> dict:
 
 def file_differs(found: dict, content: str, spec: dict, owner: str = "root") -> bool:
     """Whether a rendered file must go through the template module: `found` is the file's entry
-    in ansible.builtin.find's result (get_checksum), or {} when it is missing; `content` is the
+    in ansible.builtin.find's result (get_checksum) or in host_probe's `files`, or {} when it is
+    missing; `content` is the
     render on the controller; `spec` the compose_project file spec (mode, default 0640)."""
     if not found:
         return True
@@ -117,14 +118,31 @@ def local_path_differs(path: str, mode: str, content: str | None = None) -> bool
     return data != content.encode("utf-8") or stat.S_IMODE(info.st_mode) != int(mode, 8)
 
 
+def path_differs(found: dict, kind: str, mode: str, owner: str = "root") -> bool:
+    """Whether a path must go through the file module: `found` is its entry in host_probe's
+    `paths` ({} when missing); it must be of type `kind` (stat's %F, e.g. "directory"), with
+    `mode` (octal string, "0750" and "750" alike) and owned by `owner` user and group."""
+    if not found:
+        return True
+    return (
+        found.get("type") != kind
+        or int(str(found.get("mode", "0")), 8) != int(str(mode), 8)
+        or found.get("owner") != owner
+        or found.get("group") != owner
+    )
+
+
 def host_probe(stdout: str) -> dict:
-    """Parse the line records of a read-only host probe (docker_engine's, in one shell call):
-    `pkg <dpkg Status-Abbrev>|<name>|<version>` (dpkg-query -W), `path <path>|<%F>|<%a>|<%U>|<%G>`
-    (stat -c), `sha1 <hex> <path>` (sha1sum), `unit <is-active>|<is-enabled>` (systemctl),
-    `compose <rc>|<first line>`. Returns what the tasks compare with: `present` (packages dpkg
+    """Parse the line records of a read-only host probe (docker_engine's, compose_project's, in
+    one shell call each): `pkg <dpkg Status-Abbrev>|<name>|<version>` (dpkg-query -W),
+    `path <path>|<%F>|<%a>|<%U>|<%G>` (stat -c), `sha1 <hex> <path>` (sha1sum),
+    `unit <is-active>|<is-enabled>` (systemctl), `compose <rc>|<first line>`, `volume <name>`
+    (a Docker volume that exists). Returns what the tasks compare with: `present` (packages dpkg
     has in any state but not-installed or config-files), `installed_specs` (each package
-    installed without error as `name` and as `name=<version>`), `paths`, `sha1`, `unit` and
-    `compose` (shaped like a command result: rc, stdout, stderr)."""
+    installed without error as `name` and as `name=<version>`), `paths`, `sha1`, `unit`,
+    `compose` (shaped like a command result: rc, stdout, stderr), `volumes` (names) and `files`:
+    each regular file as file_differs reads it (find's keys: checksum, mode, pw_name, gr_name;
+    checksum empty when no sha1 line came)."""
     out: dict = {
         "present": [],
         "installed_specs": [],
@@ -132,6 +150,8 @@ def host_probe(stdout: str) -> dict:
         "sha1": {},
         "unit": [],
         "compose": {},
+        "volumes": [],
+        "files": {},
     }
     for line in (stdout or "").splitlines():
         kind, _, rest = line.partition(" ")
@@ -152,6 +172,16 @@ def host_probe(stdout: str) -> dict:
             out["unit"] = fields
         elif kind == "compose" and len(fields) >= 2 and fields[0].isdigit():
             out["compose"] = {"rc": int(fields[0]), "stdout": "|".join(fields[1:]), "stderr": ""}
+        elif kind == "volume" and rest.strip():
+            out["volumes"].append(rest.strip())
+    for path, found in out["paths"].items():
+        if found["type"] in ("regular file", "regular empty file"):
+            out["files"][path] = {
+                "checksum": out["sha1"].get(path, ""),
+                "mode": found["mode"],
+                "pw_name": found["owner"],
+                "gr_name": found["group"],
+            }
     return out
 
 
@@ -177,6 +207,7 @@ class FilterModule:
             "glassbox_nvidia_smi": nvidia_smi,
             "glassbox_file_differs": file_differs,
             "glassbox_local_path_differs": local_path_differs,
+            "glassbox_path_differs": path_differs,
             "glassbox_host_addresses": host_addresses,
             "glassbox_host_probe": host_probe,
         }
