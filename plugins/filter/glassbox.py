@@ -91,9 +91,10 @@ def file_differs(
     found: dict, content: str, spec: dict, owner: str = "root", group: str | None = None
 ) -> bool:
     """Whether a rendered file must go through the template module: `found` is the file's entry
-    in ansible.builtin.find's result (get_checksum), or {} when it is missing; `content` is the
-    render on the controller; `spec` the compose_project file spec (mode, default 0640); the file
-    belongs to `owner` and to the group `group` (default: the owner's name)."""
+    in ansible.builtin.find's result (get_checksum) or in host_probe's `files`, or {} when it is
+    missing; `content` is the render on the controller; `spec` the compose_project file spec
+    (mode, default 0640); the file belongs to `owner` and to the group `group` (default: the
+    owner's name)."""
     if not found:
         return True
     want_mode = str(spec.get("mode", "0640"))
@@ -120,16 +121,33 @@ def local_path_differs(path: str, mode: str, content: str | None = None) -> bool
     return data != content.encode("utf-8") or stat.S_IMODE(info.st_mode) != int(mode, 8)
 
 
+def path_differs(found: dict, kind: str, mode: str, owner: str = "root") -> bool:
+    """Whether a path must go through the file module: `found` is its entry in host_probe's
+    `paths` ({} when missing); it must be of type `kind` (stat's %F, e.g. "directory"), with
+    `mode` (octal string, "0750" and "750" alike) and owned by `owner` user and group."""
+    if not found:
+        return True
+    return (
+        found.get("type") != kind
+        or int(str(found.get("mode", "0")), 8) != int(str(mode), 8)
+        or found.get("owner") != owner
+        or found.get("group") != owner
+    )
+
+
 def host_probe(stdout: str) -> dict:
-    """Parse the line records of a read-only host probe (one shell call; docker_engine's and
-    host_firewall's): `pkg <dpkg Status-Abbrev>|<name>|<version>` (dpkg-query -W),
+    """Parse the line records of a read-only host probe (one shell call; docker_engine's,
+    compose_project's, host_firewall's, reverse_proxy's, apt_source's):
+    `pkg <dpkg Status-Abbrev>|<name>|<version>` (dpkg-query -W),
     `path <path>|<%F>|<%a>|<%U>|<%G>` (stat -c), `sha1 <hex> <path>` (sha1sum),
-    `unit <is-active>|<is-enabled>` (systemctl), `compose <rc>|<first line>`,
-    `value <name>|<text>` (any other one-line reading, e.g. an environment variable). Returns
-    what the tasks compare with: `present` (packages dpkg has in any state but not-installed or
-    config-files), `installed_specs` (each package installed without error as `name` and as
-    `name=<version>`), `paths`, `sha1`, `unit`, `compose` (shaped like a command result: rc,
-    stdout, stderr) and `values` (name -> text, stripped)."""
+    `unit <is-active>|<is-enabled>` (systemctl), `compose <rc>|<first line>`, `volume <name>`
+    (a Docker volume that exists), `value <name>|<text>` (any other one-line reading, e.g. an
+    environment variable). Returns what the tasks compare with: `present` (packages dpkg
+    has in any state but not-installed or config-files), `installed_specs` (each package
+    installed without error as `name` and as `name=<version>`), `paths`, `sha1`, `unit`,
+    `compose` (shaped like a command result: rc, stdout, stderr), `values` (name -> text,
+    stripped), `volumes` (names) and `files`: each regular file as file_differs reads it (find's keys: checksum, mode, pw_name, gr_name;
+    checksum empty when no sha1 line came)."""
     out: dict = {
         "present": [],
         "installed_specs": [],
@@ -138,6 +156,8 @@ def host_probe(stdout: str) -> dict:
         "unit": [],
         "compose": {},
         "values": {},
+        "volumes": [],
+        "files": {},
     }
     for line in (stdout or "").splitlines():
         kind, _, rest = line.partition(" ")
@@ -160,23 +180,25 @@ def host_probe(stdout: str) -> dict:
             out["compose"] = {"rc": int(fields[0]), "stdout": "|".join(fields[1:]), "stderr": ""}
         elif kind == "value" and len(fields) >= 2 and fields[0]:
             out["values"][fields[0]] = "|".join(fields[1:]).strip()
+        elif kind == "volume" and rest.strip():
+            out["volumes"].append(rest.strip())
+    for path, found in out["paths"].items():
+        if found["type"] in ("regular file", "regular empty file"):
+            out["files"][path] = {
+                "checksum": out["sha1"].get(path, ""),
+                "mode": found["mode"],
+                "pw_name": found["owner"],
+                "gr_name": found["group"],
+            }
     return out
 
 
 def probed_file(now: dict, path: str) -> dict:
-    """The probe's reading of one file (host_probe's result) in the shape file_differs takes:
-    checksum, mode, owner and group when the probe found a regular file and its sha1, else {}
-    (missing, not a file, unreadable: file_differs then says it differs)."""
-    found = (now or {}).get("paths", {}).get(path) or {}
-    digest = (now or {}).get("sha1", {}).get(path)
-    if found.get("type") != "regular file" or not digest:
-        return {}
-    return {
-        "checksum": digest,
-        "mode": found.get("mode"),
-        "pw_name": found.get("owner"),
-        "gr_name": found.get("group"),
-    }
+    """One file of host_probe's `files` in the shape file_differs takes (checksum, mode, owner,
+    group), or {} when the probe found no regular file with a sha1 there (missing, not a file,
+    unreadable: file_differs then says it differs)."""
+    found = ((now or {}).get("files") or {}).get(path) or {}
+    return found if found.get("checksum") else {}
 
 
 def host_addresses(names: list[str], hostvars: Any, var: str) -> list[str]:
@@ -201,6 +223,7 @@ class FilterModule:
             "glassbox_nvidia_smi": nvidia_smi,
             "glassbox_file_differs": file_differs,
             "glassbox_local_path_differs": local_path_differs,
+            "glassbox_path_differs": path_differs,
             "glassbox_host_addresses": host_addresses,
             "glassbox_host_probe": host_probe,
             "glassbox_probed_file": probed_file,

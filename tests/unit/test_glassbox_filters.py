@@ -204,3 +204,43 @@ def test_a_file_owned_by_root_and_another_group_compares_the_group_given():
     assert filters.file_differs(found, RENDERED, {"mode": "0600"}, "root", "caddy") is False
     assert filters.file_differs(found, RENDERED, {"mode": "0600"}) is True
     assert filters.file_differs(FOUND, RENDERED, {"mode": "0600"}, "root", "caddy") is True
+
+
+PROJECT_PROBE = """\
+path /opt/glassbox/demo|directory|750|root|root
+path /opt/glassbox/demo/env|directory|700|root|root
+path /opt/glassbox/demo/env/web.env|regular file|600|root|root
+path /opt/glassbox/demo/.compose-validated|regular file|600|root|root
+path /opt/glassbox/demo/empty.env|regular empty file|640|root|docker
+sha1 {digest}  /opt/glassbox/demo/env/web.env
+compose 0|2.40.3
+volume demo_data
+volume demo_cache
+""".format(digest=FOUND["checksum"])
+
+
+def test_host_probe_reads_volumes_and_files_as_file_differs_reads_them():
+    now = filters.host_probe(PROJECT_PROBE)
+    assert now["volumes"] == ["demo_data", "demo_cache"]
+    web = now["files"]["/opt/glassbox/demo/env/web.env"]
+    assert filters.file_differs(web, RENDERED, {"mode": "0600"}) is False
+    assert filters.file_differs(web, RENDERED, {"mode": "0640"}) is True
+    # a file with no sha1 line has no checksum: it always differs
+    assert now["files"]["/opt/glassbox/demo/.compose-validated"]["checksum"] == ""
+    assert (
+        filters.file_differs(now["files"]["/opt/glassbox/demo/empty.env"], "", {}) is True
+    )  # group
+    assert "/opt/glassbox/demo/env" not in now["files"]  # directories are paths only
+
+
+def test_path_differs_compares_type_mode_and_owner():
+    now = filters.host_probe(PROJECT_PROBE)["paths"]
+    assert filters.path_differs(now["/opt/glassbox/demo"], "directory", "0750") is False
+    assert filters.path_differs(now["/opt/glassbox/demo"], "directory", "750") is False
+    assert filters.path_differs(now["/opt/glassbox/demo"], "directory", "0755") is True
+    assert filters.path_differs(now["/opt/glassbox/demo/env/web.env"], "directory", "0600") is True
+    assert (
+        filters.path_differs(now["/opt/glassbox/demo/empty.env"], "regular empty file", "0640")
+        is True
+    )
+    assert filters.path_differs({}, "directory", "0700") is True

@@ -98,7 +98,7 @@ NOW = glassbox.host_probe(PROBE)
 
 
 def test_a_probed_site_file_compares_like_find_and_skips_when_it_matches():
-    found = plan.probed_file(NOW, f"{SITES}/vllm-a.caddy")
+    found = glassbox.probed_file(NOW, f"{SITES}/vllm-a.caddy")
     assert found == {"checksum": SITE_SHA1, "mode": "640", "pw_name": "root", "gr_name": "caddy"}
     assert glassbox.file_differs(found, SITE_TEXT, {"mode": "0640"}, "root", "caddy") is False
 
@@ -113,16 +113,16 @@ def test_a_probed_site_file_compares_like_find_and_skips_when_it_matches():
     ids=["content", "mode", "group"],
 )
 def test_a_probed_site_file_that_differs_goes_through_the_template_module(content, mode, group):
-    found = plan.probed_file(NOW, f"{SITES}/vllm-a.caddy")
+    found = glassbox.probed_file(NOW, f"{SITES}/vllm-a.caddy")
     assert glassbox.file_differs(found, content, {"mode": mode}, "root", group) is True
 
 
 def test_a_missing_path_or_a_directory_is_no_probed_file():
-    assert plan.probed_file(NOW, f"{SITES}/vllm-gone.caddy") == {}
-    assert plan.probed_file(NOW, f"{SITES}/vllm-dir.caddy") == {}
-    assert plan.probed_file(NOW, SITES) == {}
+    assert glassbox.probed_file(NOW, f"{SITES}/vllm-gone.caddy") == {}
+    assert glassbox.probed_file(NOW, f"{SITES}/vllm-dir.caddy") == {}
+    assert glassbox.probed_file(NOW, SITES) == {}
     # an empty regular file is a file (stat calls it "regular empty file")
-    assert plan.probed_file(NOW, f"{SITES}/vllm-empty.caddy")["checksum"].startswith("da39")
+    assert glassbox.probed_file(NOW, f"{SITES}/vllm-empty.caddy")["checksum"].startswith("da39")
 
 
 def test_prune_removes_the_prefix_files_not_kept_and_nothing_else():

@@ -3,7 +3,7 @@
 Plain Python so the rules are unit-tested in milliseconds (tests/unit/test_reverse_proxy_plan.py);
 the role calls them as the filters `reverse_proxy_site_problems`, `reverse_proxy_address`,
 `reverse_proxy_ports`, and, on what the role's host probe read (glassbox_host_probe's shape),
-`reverse_proxy_probed_file` and `reverse_proxy_prune`.
+`reverse_proxy_prune` (glassbox_probed_file reads one file of it).
 """
 
 from __future__ import annotations
@@ -97,22 +97,6 @@ def ports(current: list[Any] | None, site: dict[str, Any], http_port: Any) -> li
 REGULAR_FILE = ("regular file", "regular empty file")
 
 
-def probed_file(now: dict[str, Any], path: str) -> dict[str, Any]:
-    """The file `path` as the probe read it (glassbox_host_probe: its `paths` and `sha1`), in the
-    shape glassbox_file_differs compares (ansible.builtin.find's checksum, mode, pw_name,
-    gr_name); {} when it is not a regular file with a checksum (missing, a directory, ...)."""
-    found = (now.get("paths") or {}).get(path) or {}
-    digest = (now.get("sha1") or {}).get(path)
-    if found.get("type") not in REGULAR_FILE or not digest:
-        return {}
-    return {
-        "checksum": digest,
-        "mode": found.get("mode"),
-        "pw_name": found.get("owner"),
-        "gr_name": found.get("group"),
-    }
-
-
 def prune(now: dict[str, Any], sites_dir: str, prefix: str, keep: list[str] | None) -> list[str]:
     """The site files the `prune` entry point removes: every regular file `<prefix>*.caddy`
     directly in `sites_dir` that the probe found (hidden names never match, as with
@@ -141,6 +125,5 @@ class FilterModule:
             "reverse_proxy_site_problems": site_problems,
             "reverse_proxy_address": address,
             "reverse_proxy_ports": ports,
-            "reverse_proxy_probed_file": probed_file,
             "reverse_proxy_prune": prune,
         }
