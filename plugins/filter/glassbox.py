@@ -146,8 +146,8 @@ def host_probe(stdout: str) -> dict:
     has in any state but not-installed or config-files), `installed_specs` (each package
     installed without error as `name` and as `name=<version>`), `paths`, `sha1`, `unit`,
     `compose` (shaped like a command result: rc, stdout, stderr), `values` (name -> text,
-    stripped), `volumes` (names) and `files`: each regular file as file_differs reads it (find's keys: checksum, mode, pw_name, gr_name;
-    checksum empty when no sha1 line came)."""
+    stripped), `volumes` (names) and `files`: each regular file as file_differs reads it (find's
+    keys: checksum, mode, pw_name, gr_name; checksum empty when no sha1 line came)."""
     out: dict = {
         "present": [],
         "installed_specs": [],
