@@ -419,11 +419,15 @@ def host_state(probe: dict, stdout: str, host_dir: str) -> dict:
 
 
 def host_cas(hosts: list[str], hostvars: Any) -> list[str]:
-    """The different ca.crt texts the hosts hold (in host order; hosts the read did not run on
-    are left out): where the controller's lost ca.crt comes back from."""
+    """The different ca.crt texts the internal hosts hold (in host order; hosts of another
+    glassbox_tls_source, or that the read did not run on, are left out): where the controller's
+    lost ca.crt comes back from."""
     out: list[str] = []
     for host in hosts or []:
-        read = hostvars[host].get("__tls_certificate_probe") or {}
+        values = hostvars[host]
+        if str(values.get("glassbox_tls_source") or "internal") != "internal":
+            continue
+        read = values.get("__tls_certificate_probe") or {}
         ca = _records(read.get("stdout", ""), "pem").get("ca.crt", "")
         if ca and ca not in out:
             out.append(ca)

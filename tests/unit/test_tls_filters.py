@@ -325,8 +325,10 @@ def test_ca_plan_keeps_the_ca_and_finds_the_hosts_ca():
     other = make_ca("other")
     hostvars = _hostvars(a=(CA.cert_pem, []), b=(CA.cert_pem, ["expires soon"]), c=("", []))
     assert tls.host_cas(["a", "b", "c"], hostvars) == [CA.cert_pem]
-    hostvars["d"] = {}  # a host the read did not run on (another source)
-    assert tls.host_cas(["a", "d"], hostvars) == [CA.cert_pem]
+    hostvars["d"] = {}  # a host the read did not run on (glassbox_tls false, acme)
+    # a provided host's ca.crt is the user's CA, never the internal one
+    hostvars["p"] = {**_hostvars(p=(other.cert_pem, []))["p"], "glassbox_tls_source": "provided"}
+    assert tls.host_cas(["a", "d", "p"], hostvars) == [CA.cert_pem]
     plan = tls.ca_plan(["a", "b", "c"], hostvars, CONTROLLER)
     assert plan == {"problems": [], "make_ca": False}
     # the controller lost ca.crt (not the key): restored from the hosts, not made
