@@ -147,9 +147,11 @@ def test_internal_ca_lifecycle(tmp_path: Path) -> None:
     assert _snapshot(tmp_path) == converged
 
     # The controller's ca.crt is lost: it comes back from the hosts, the same CA; h2 is due
-    # (a renewal window longer than the validity) and is issued again by that same CA.
+    # (a renewal window longer than the validity) and is issued again by that same CA. h1's
+    # kept certificate lost its mode (the proxy could not read it): only the mode is put back.
     ca_sha = _sha(tls / "ca.crt")
     (tls / "ca.crt").unlink()
+    (h1 / "host.crt").chmod(0o600)
     hosts["h2"]["tls_certificate_renew_days"] = 400
     _inventory(tmp_path, hosts)
     restored = _run(tmp_path, inventory, "restored")
@@ -157,6 +159,7 @@ def test_internal_ca_lifecycle(tmp_path: Path) -> None:
     assert _sha(tls / "ca.crt") == ca_sha, "a new CA was made instead of restoring the old one"
     after = _snapshot(tmp_path)
     assert after["hosts/h1/host.crt"] == converged["hosts/h1/host.crt"]
+    assert _mode(h1 / "host.crt") == 0o644
     assert after["hosts/h2/host.crt"] != converged["hosts/h2/host.crt"], "h2 was not renewed"
     assert after["hosts/h2/host.key"] == converged["hosts/h2/host.key"]
     ca_key = "inventory/credentials/tls/ca.key"

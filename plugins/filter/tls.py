@@ -7,9 +7,12 @@ controller already holds (inventory or vault). Unit-tested in tests/unit/test_tl
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime
 import hashlib
 import ipaddress
+import json
 import re
 from typing import Any
 
@@ -290,6 +293,211 @@ def connect_ca_file(pair: list[str], hostvars: Any) -> str:
     return str(connection.get("ca_file") or values.get("tls_certificate_ca_file") or "")
 
 
+# What validate checks, in its order; each message names the variable (tests match them).
+NAME_RULE = (
+    "is neither a DNS name (RFC 1123: letters, digits and inner hyphens, labels of 1-63"
+    " characters separated by dots, 253 in all) nor an IP address."
+)
+
+
+def _int_or_zero(value: Any) -> int:
+    """Jinja's `| int`: a value that is not a whole number counts as 0."""
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return 0
+
+
+def setting_problems(settings: dict) -> list[str]:
+    """Every refusal of the role's settings (empty: usable), checked on the controller before
+    any host changes. `settings`: public_host, extra_names, source (internal | provided | acme),
+    days, renew_days, provided_cert, provided_key, provided_ca, host (inventory name)."""
+    public_host = settings.get("public_host")
+    extra = list(settings.get("extra_names") or [])
+    names = [public_host, *extra]
+    source = settings.get("source", "internal")
+    shown = f"glassbox_public_host ({json.dumps(public_host)})"
+    shown_extra = f"tls_certificate_extra_names ({json.dumps(extra)})"
+    problems = []
+    bad = bad_names(names)
+    if bad:
+        problems.append(
+            f"{', '.join(json.dumps(name) for name in bad)} in {shown} or {shown_extra} {NAME_RULE}"
+        )
+    days, renew_days = settings.get("days"), settings.get("renew_days")
+    if _int_or_zero(days) < 1 or _int_or_zero(renew_days) < 0:
+        problems.append(
+            f"tls_certificate_days ({days}) must be at least 1 and"
+            f" tls_certificate_renew_days ({renew_days}) at least 0."
+        )
+    if source == "acme" and (
+        any(host_kind(name) != "dns" for name in names)
+        or not all(re.search(r"[.].*[^.]", str(name)) for name in names)
+    ):
+        problems.append(
+            f"glassbox_tls_source acme needs public DNS names, and {shown} / {shown_extra}"
+            " hold an IP address or a name without a dot. Use a DNS name that resolves to this"
+            " host, or glassbox_tls_source internal or provided."
+        )
+    if source == "provided":
+        found = provided_problems(
+            settings.get("provided_cert", ""), settings.get("provided_key", ""), str(public_host)
+        )
+        ca = settings.get("provided_ca") or ""
+        if ca and not _parses(ca):
+            found.append("tls_certificate_provided_ca holds no PEM certificate")
+        if found:
+            problems.append(
+                f"glassbox_tls_source provided on {settings.get('host')}: {'; '.join(found)}."
+            )
+    return problems
+
+
+def _parses(pem: str) -> bool:
+    try:
+        return cert_sha256(pem) != ""
+    except ValueError:
+        return False
+
+
+# The read of the host (roles/tls_certificate/tasks/main.yml) prints the records
+# glassbox_host_probe parses (pkg, path, sha1) and two of its own, one line each:
+# `pem <file name>|<base64 of the file>` (host.crt, ca.crt) and `pub host.key|<base64 of the
+# key's public half>` (openssl pkey -pubout; absent when openssl is not installed).
+HOST_FILES = ("host.crt", "host.key", "ca.crt")
+
+
+def _records(stdout: str, kind: str) -> dict[str, str]:
+    out = {}
+    for line in str(stdout or "").splitlines():
+        head, _, rest = line.partition(" ")
+        name, sep, data = rest.partition("|")
+        if head != kind or not sep:
+            continue
+        try:
+            out[name] = base64.b64decode(data.strip(), validate=True).decode("ascii")
+        except (binascii.Error, UnicodeDecodeError):
+            out[name] = ""
+    return out
+
+
+def host_state(probe: dict, stdout: str, host_dir: str) -> dict:
+    """What the host holds in `host_dir`: `probe` is the read's output parsed by
+    glassbox_host_probe, `stdout` the same output (for the pem and pub records). Returns `dir`
+    (type, mode, owner, group; {} when missing), `files` (per file name, an entry shaped like
+    ansible.builtin.find's with get_checksum, {} when not a regular file: what file_differs
+    takes), `crt` and `ca` (the PEM texts, '' when missing), `key` (host.key exists),
+    `key_public` (its public half, '' when not read) and `installed` (dpkg: each package
+    installed without error, as `name` and `name=<version>`)."""
+    probe = probe or {}
+    paths, sums = probe.get("paths") or {}, probe.get("sha1") or {}
+    base = str(host_dir).rstrip("/")
+    files = {}
+    for name in HOST_FILES:
+        path = f"{base}/{name}"
+        seen = paths.get(path) or {}
+        files[name] = (
+            {
+                "checksum": sums.get(path, ""),
+                "mode": seen.get("mode", ""),
+                "pw_name": seen.get("owner", ""),
+                "gr_name": seen.get("group", ""),
+            }
+            if seen.get("type") == "regular file"
+            else {}
+        )
+    pems, public = _records(stdout, "pem"), _records(stdout, "pub")
+    return {
+        "dir": paths.get(base) or {},
+        "files": files,
+        "crt": pems.get("host.crt", "") if files["host.crt"] else "",
+        "ca": pems.get("ca.crt", "") if files["ca.crt"] else "",
+        "key": bool(files["host.key"]),
+        "key_public": public.get("host.key", "") if files["host.key"] else "",
+        "installed": list(probe.get("installed_specs") or []),
+    }
+
+
+def host_cas(hosts: list[str], hostvars: Any) -> list[str]:
+    """The different ca.crt texts the internal hosts hold (in host order; hosts of another
+    glassbox_tls_source, or that the read did not run on, are left out): where the controller's
+    lost ca.crt comes back from."""
+    out: list[str] = []
+    for host in hosts or []:
+        values = hostvars[host]
+        if str(values.get("glassbox_tls_source") or "internal") != "internal":
+            continue
+        read = values.get("__tls_certificate_probe") or {}
+        ca = _records(read.get("stdout", ""), "pem").get("ca.crt", "")
+        if ca and ca not in out:
+            out.append(ca)
+    return out
+
+
+def ca_plan(hosts: list[str], hostvars: Any, controller: dict) -> dict:
+    """The decision about the internal CA, once for the play: `problems` (messages that stop
+    the run before any change) and `make_ca` (a CA must be made). `hosts` are the play's hosts,
+    each with `__tls_certificate_due` (its re-issue reasons, the role's set_fact) and
+    `__tls_certificate_probe` (the read of the host); `controller`: ca_crt and ca_key (paths),
+    ca_crt_file and ca_key_file (whether they exist), rotate (tls_certificate_ca_rotate),
+    host_dir (named in the message)."""
+    ca_crt, ca_key = controller["ca_crt"], controller["ca_key"]
+    cas = host_cas(hosts, hostvars)
+    if not controller.get("ca_crt_file") and len(cas) > 1:
+        return {
+            "problems": [
+                f"{ca_crt} is missing and the hosts hold {len(cas)} different ca.crt files in"
+                f" {controller.get('host_dir')} (hosts: {', '.join(hosts)}). Put the right CA"
+                f" certificate back at {ca_crt} and run again."
+            ],
+            "make_ca": False,
+        }
+    have_ca = bool(controller.get("ca_crt_file")) or len(cas) == 1
+    due = [(host, hostvars[host].get("__tls_certificate_due") or []) for host in hosts or []]
+    due = [(host, reasons) for host, reasons in due if reasons]
+    key_lost = not controller.get("ca_key_file")
+    problems = []
+    if key_lost and due and have_ca and not _truthy(controller.get("rotate", False)):
+        listed = "; ".join(f"{host}: {', '.join(reasons)}" for host, reasons in due)
+        problems.append(
+            f"Host certificates must be issued ({listed}), but the CA key credentials/tls/ca.key"
+            f" ({ca_key}) is missing on the controller. Nothing was changed. Restore ca.key from"
+            " your backup, or set tls_certificate_ca_rotate=true to make a NEW CA (every host"
+            " certificate is then re-issued and every client must trust the new"
+            " credentials/tls/ca.crt)."
+        )
+    return {"problems": problems, "make_ca": not have_ca or (bool(due) and key_lost)}
+
+
+DIR_WANTED = {"type": "directory", "mode": "755", "owner": "root", "group": "root"}
+
+
+def host_todo(now: dict, wanted: dict) -> list[str]:
+    """What an internal host needs, from what the read found (`now`, host_state's shape):
+    `packages` (one of `wanted['packages']` is not installed), `dir` (not a root:root 0755
+    directory), `key` (host.key missing or not root:`wanted['key_group']` 0640), `certificate`
+    (`wanted['reasons']` to issue it are not empty), `certificate_mode` (a kept host.crt that is
+    not root:root 0644), `ca` (`wanted['ca_pem']` given and the host's ca.crt differs). Empty:
+    nothing to change on this host."""
+    files = now.get("files") or {}
+    todo = []
+    installed = now.get("installed") or []
+    if any(name not in installed for name in wanted.get("packages") or []):
+        todo.append("packages")
+    if (now.get("dir") or {}) != DIR_WANTED:
+        todo.append("dir")
+    if file_differs(files.get("host.key") or {}, "0640", "root", str(wanted.get("key_group"))):
+        todo.append("key")
+    if wanted.get("reasons"):
+        todo.append("certificate")
+    elif files.get("host.crt") and file_differs(files["host.crt"], "0644", "root", "root"):
+        todo.append("certificate_mode")
+    ca_pem = str(wanted.get("ca_pem") or "")
+    if ca_pem and file_differs(files.get("ca.crt") or {}, "0644", "root", "root", ca_pem):
+        todo.append("ca")
+    return todo
+
+
 class FilterModule:
     """Ansible entry point."""
 
@@ -305,4 +513,9 @@ class FilterModule:
             "glassbox_tls_scheme_changes": scheme_changes,
             "glassbox_connect_ca_file": connect_ca_file,
             "glassbox_tls_file_differs": file_differs,
+            "glassbox_tls_setting_problems": setting_problems,
+            "glassbox_tls_host_state": host_state,
+            "glassbox_tls_host_cas": host_cas,
+            "glassbox_tls_ca_plan": ca_plan,
+            "glassbox_tls_host_todo": host_todo,
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from tests.tls_certs import make_ca, make_leaf
 from tests.unit import REPO, load_plugin
 
 tls = load_plugin("plugins/filter/tls.py")
+glassbox = load_plugin("plugins/filter/glassbox.py")
 
 
 @pytest.mark.parametrize(
@@ -183,3 +185,214 @@ def test_file_differs_on_content_mode_owner_group():
         {**found, "mode": "0640", "gr_name": "caddy"}, "0640", "root", "caddy"
     )
     assert tls.file_differs({}, "0640", "root", "caddy")
+
+
+def _settings(**extra):
+    return {
+        "public_host": "gpu.example.org",
+        "extra_names": [],
+        "source": "internal",
+        "days": 365,
+        "renew_days": 30,
+        "provided_cert": "",
+        "provided_key": "",
+        "provided_ca": "",
+        "host": "gpu1",
+        **extra,
+    }
+
+
+def test_setting_problems_accepts_good_settings():
+    assert tls.setting_problems(_settings()) == []
+    assert tls.setting_problems(_settings(source="acme", extra_names=["b.example.org"])) == []
+    leaf = make_leaf(CA, ["DNS:gpu.example.org"])
+    provided = _settings(
+        source="provided",
+        provided_cert=leaf.cert_pem + CA.cert_pem,
+        provided_key=leaf.key_pem,
+        provided_ca=CA.cert_pem,
+    )
+    assert tls.setting_problems(provided) == []
+
+
+def test_setting_problems_name_the_variables():
+    (names,) = tls.setting_problems(_settings(public_host="bad_name", extra_names=["ok.example"]))
+    assert names.startswith(
+        '"bad_name" in glassbox_public_host ("bad_name") or tls_certificate_extra_names'
+        ' (["ok.example"]) is neither a DNS name (RFC 1123'
+    )
+    (days,) = tls.setting_problems(_settings(days=0, renew_days="x"))
+    assert days == (
+        "tls_certificate_days (0) must be at least 1 and tls_certificate_renew_days (x) at least 0."
+    )
+    for host in ("10.0.0.5", "gpu1", "gpu1."):
+        (acme,) = tls.setting_problems(_settings(source="acme", public_host=host))
+        assert acme.startswith("glassbox_tls_source acme needs public DNS names"), host
+    (acme_extra,) = tls.setting_problems(_settings(source="acme", extra_names=["::1"]))
+    assert 'tls_certificate_extra_names (["::1"])' in acme_extra
+
+
+def test_setting_problems_for_provided_list_every_problem_once():
+    leaf = make_leaf(CA, ["DNS:gpu.example.org"])
+    other = make_leaf(CA, ["DNS:gpu.example.org"])
+    (message,) = tls.setting_problems(
+        _settings(
+            source="provided",
+            provided_cert=leaf.cert_pem,
+            provided_key=other.key_pem,
+            provided_ca="not a pem",
+        )
+    )
+    assert message.startswith("glassbox_tls_source provided on gpu1: ")
+    assert "does not match tls_certificate_provided_key" in message
+    assert message.endswith("; tls_certificate_provided_ca holds no PEM certificate.")
+    assert other.key_pem not in message
+
+
+def _stdout(root, crt="", ca="", pub="", *, key=True, packages=()):
+    lines = [f"pkg ii |{name}|1.0" for name in packages]
+    lines.append(f"path {root}|directory|755|root|root")
+    for name, text in (("host.crt", crt), ("ca.crt", ca)):
+        if text:
+            lines.append(f"path {root}/{name}|regular file|644|root|root")
+            lines.append(f"sha1 {hashlib.sha1(text.encode()).hexdigest()}  {root}/{name}")  # noqa: S324 - sha1sum
+            lines.append(f"pem {name}|{base64.b64encode(text.encode()).decode()}")
+    if key:
+        lines.append(f"path {root}/host.key|regular file|640|root|caddy")
+        if pub:
+            lines.append(f"pub host.key|{base64.b64encode(pub.encode()).decode()}")
+    return "\n".join(lines) + "\n"
+
+
+def _state(stdout, root="/etc/glassbox/tls"):
+    return tls.host_state(glassbox.host_probe(stdout), stdout, root)
+
+
+def test_host_state_reads_the_files_the_key_and_the_packages():
+    leaf = make_leaf(CA, WANT)
+    root = "/etc/glassbox/tls"
+    out = _stdout(root, leaf.cert_pem, CA.cert_pem, leaf.public_pem, packages=["openssl"])
+    state = _state(out)
+    assert state["dir"] == {"type": "directory", "mode": "755", "owner": "root", "group": "root"}
+    assert (state["crt"], state["ca"], state["key"]) == (leaf.cert_pem, CA.cert_pem, True)
+    assert state["key_public"] == leaf.public_pem
+    assert "openssl" in state["installed"]
+    # the find-shaped entries are what file_differs compares with
+    assert not tls.file_differs(state["files"]["ca.crt"], "0644", "root", "root", CA.cert_pem)
+    assert tls.file_differs(state["files"]["ca.crt"], "0644", "root", "root", leaf.cert_pem)
+    assert not tls.file_differs(state["files"]["host.key"], "0640", "root", "caddy")
+    assert tls.file_differs(state["files"]["host.key"], "0600", "root", "caddy")
+    assert tls.reissue_reasons(state["crt"], CA.cert_pem, WANT, 30, state["key_public"]) == []
+
+
+def test_host_state_of_an_empty_or_missing_directory():
+    state = _state(_stdout("/d", key=False))
+    assert (state["crt"], state["ca"], state["key"], state["key_public"]) == ("", "", False, "")
+    assert state["files"] == {"host.crt": {}, "host.key": {}, "ca.crt": {}}
+    assert _state("")["dir"] == {}
+    # a key without openssl on the host: present, public half unknown (the module reads it)
+    assert _state(_stdout("/d", key=True))["key_public"] == ""
+
+
+def test_host_state_ignores_a_broken_record_and_a_trailing_slash():
+    out = _stdout("/d", CA.cert_pem, key=False).replace("pem host.crt|", "pem host.crt|!")
+    state = _state(out, "/d/")
+    assert state["crt"] == ""
+    assert state["files"]["host.crt"] != {}
+
+
+def _hostvars(**hosts):
+    return {
+        name: {
+            "__tls_certificate_probe": {"stdout": _stdout("/d", ca=ca)},
+            "__tls_certificate_due": due,
+        }
+        for name, (ca, due) in hosts.items()
+    }
+
+
+CONTROLLER = {
+    "ca_crt": "/inv/credentials/tls/ca.crt",
+    "ca_crt_file": True,
+    "ca_key": "/inv/credentials/tls/ca.key",
+    "ca_key_file": True,
+    "rotate": False,
+    "host_dir": "/etc/glassbox/tls",
+}
+
+
+def test_ca_plan_keeps_the_ca_and_finds_the_hosts_ca():
+    other = make_ca("other")
+    hostvars = _hostvars(a=(CA.cert_pem, []), b=(CA.cert_pem, ["expires soon"]), c=("", []))
+    assert tls.host_cas(["a", "b", "c"], hostvars) == [CA.cert_pem]
+    hostvars["d"] = {}  # a host the read did not run on (glassbox_tls false, acme)
+    # a provided host's ca.crt is the user's CA, never the internal one
+    hostvars["p"] = {**_hostvars(p=(other.cert_pem, []))["p"], "glassbox_tls_source": "provided"}
+    assert tls.host_cas(["a", "d", "p"], hostvars) == [CA.cert_pem]
+    plan = tls.ca_plan(["a", "b", "c"], hostvars, CONTROLLER)
+    assert plan == {"problems": [], "make_ca": False}
+    # the controller lost ca.crt (not the key): restored from the hosts, not made
+    lost = {**CONTROLLER, "ca_crt_file": False}
+    assert tls.ca_plan(["a", "b"], hostvars, lost) == {"problems": [], "make_ca": False}
+    # nowhere a CA: made
+    assert tls.ca_plan(["c"], hostvars, lost)["make_ca"] is True
+    # hosts that disagree while the controller has none: stop, no new CA
+    hostvars["e"] = _hostvars(e=(other.cert_pem, []))["e"]
+    plan = tls.ca_plan(["a", "e"], hostvars, lost)
+    assert plan["make_ca"] is False
+    assert plan["problems"] == [
+        "/inv/credentials/tls/ca.crt is missing and the hosts hold 2 different ca.crt files in"
+        " /etc/glassbox/tls (hosts: a, e). Put the right CA certificate back at"
+        " /inv/credentials/tls/ca.crt and run again."
+    ]
+
+
+def test_ca_plan_stops_when_the_key_is_lost_and_a_certificate_is_due():
+    hostvars = _hostvars(a=(CA.cert_pem, []), b=(CA.cert_pem, ["expires soon", "names differ"]))
+    no_key = {**CONTROLLER, "ca_key_file": False}
+    plan = tls.ca_plan(["a", "b"], hostvars, no_key)
+    (message,) = plan["problems"]
+    assert message.startswith(
+        "Host certificates must be issued (b: expires soon, names differ), but the CA key"
+        " credentials/tls/ca.key (/inv/credentials/tls/ca.key) is missing"
+    )
+    assert "tls_certificate_ca_rotate=true" in message
+    # only ca_rotate makes a new CA
+    assert tls.ca_plan(["a", "b"], hostvars, {**no_key, "rotate": "true"}) == {
+        "problems": [],
+        "make_ca": True,
+    }
+    # nothing due: the lost key stops nothing and no CA is made
+    calm = _hostvars(a=(CA.cert_pem, []))
+    assert tls.ca_plan(["a"], calm, no_key) == {"problems": [], "make_ca": False}
+
+
+def test_host_todo_names_only_what_differs():
+    leaf = make_leaf(CA, WANT)
+    root = "/etc/glassbox/tls"
+    out = _stdout(root, leaf.cert_pem, CA.cert_pem, leaf.public_pem, packages=["openssl"])
+    wanted = {"packages": ["openssl"], "key_group": "caddy", "reasons": [], "ca_pem": CA.cert_pem}
+    assert tls.host_todo(_state(out), wanted) == []
+    assert tls.host_todo(_state(out), {**wanted, "packages": ["openssl", "python3-x"]}) == [
+        "packages"
+    ]
+    assert tls.host_todo(_state(out.replace("|755|", "|700|")), wanted) == ["dir"]
+    assert tls.host_todo(_state(out.replace("|640|root|caddy", "|644|root|caddy")), wanted) == [
+        "key"
+    ]
+    assert tls.host_todo(_state(out), {**wanted, "key_group": "root"}) == ["key"]
+    # a kept certificate's mode is put back; a due one is issued (which writes the mode too)
+    drifted = out.replace(f"{root}/host.crt|regular file|644", f"{root}/host.crt|regular file|600")
+    assert tls.host_todo(_state(drifted), wanted) == ["certificate_mode"]
+    assert tls.host_todo(_state(drifted), {**wanted, "reasons": ["names differ"]}) == [
+        "certificate"
+    ]
+    assert tls.host_todo(_state(out), {**wanted, "ca_pem": make_ca("new").cert_pem}) == ["ca"]
+    assert tls.host_todo(_state(out), {**wanted, "ca_pem": ""}) == []
+    assert tls.host_todo(_state(""), {**wanted, "reasons": ["no host certificate yet"]}) == [
+        "packages",
+        "dir",
+        "key",
+        "certificate",
+        "ca",
+    ]
