@@ -18,11 +18,31 @@ OTHER_TASK = "Render the other files"
 SUBDIR_TASK = "Create the subdirectories of rendered files (root only)"
 
 
-def render(tmp: Path, value: str = "one") -> PlaybookRun:
+def small_project(tmp: Path, tag: str = "one") -> dict:
+    """The vars of a two-file project under tmp (a secret env file and compose.yaml), its
+    templates written: what this file's render and the configured tests hand compose_project."""
     templates = tmp / "templates"
     templates.mkdir(exist_ok=True)
     (templates / "app.env.j2").write_text("TOKEN={{ token }}\n")
     (templates / "compose.yaml.j2").write_text("services:\n  app:\n    image: demo:{{ tag }}\n")
+    return {
+        "compose_project_name": "demo",
+        "compose_project_dir": str(tmp / "project"),
+        "compose_project_files": [
+            {
+                "src": str(templates / "app.env.j2"),
+                "dest": "env/app.env",
+                "mode": "0600",
+                "secret": True,
+            },
+            {"src": str(templates / "compose.yaml.j2"), "dest": "compose.yaml"},
+        ],
+        "token": "s3cret-token",
+        "tag": tag,
+    }
+
+
+def render(tmp: Path, value: str = "one") -> PlaybookRun:
     plays = [
         {
             "name": "Render a small project",
@@ -35,21 +55,7 @@ def render(tmp: Path, value: str = "one") -> PlaybookRun:
                         "name": "compose_project",
                         "tasks_from": "render",
                     },
-                    "vars": {
-                        "compose_project_name": "demo",
-                        "compose_project_dir": str(tmp / "project"),
-                        "compose_project_files": [
-                            {
-                                "src": str(templates / "app.env.j2"),
-                                "dest": "env/app.env",
-                                "mode": "0600",
-                                "secret": True,
-                            },
-                            {"src": str(templates / "compose.yaml.j2"), "dest": "compose.yaml"},
-                        ],
-                        "token": "s3cret-token",
-                        "tag": value,
-                    },
+                    "vars": small_project(tmp, value),
                 }
             ],
         }

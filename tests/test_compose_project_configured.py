@@ -13,6 +13,7 @@ import pytest
 
 from tests.ansible_run import PlaybookRun, local_inventory, play
 from tests.fake_docker_api import FakeDockerAPI
+from tests.test_compose_project import small_project
 
 pytestmark = pytest.mark.roles
 
@@ -58,9 +59,6 @@ else:
 
 
 def configure(tmp: Path, api: FakeDockerAPI, label: str, tag: str = "one") -> PlaybookRun:
-    templates = tmp / "templates"
-    (templates / "app.env.j2").write_text("TOKEN={{ token }}\n")
-    (templates / "compose.yaml.j2").write_text("services:\n  app:\n    image: demo:{{ tag }}\n")
     plays = [
         {
             "name": "Configure a small project",
@@ -71,21 +69,9 @@ def configure(tmp: Path, api: FakeDockerAPI, label: str, tag: str = "one") -> Pl
                     "name": "Configure",
                     "ansible.builtin.include_role": {"name": "compose_project"},
                     "vars": {
-                        "compose_project_name": "demo",
-                        "compose_project_dir": str(tmp / "project"),
+                        **small_project(tmp, tag),
                         "compose_project_state": "configured",
-                        "compose_project_files": [
-                            {
-                                "src": str(templates / "app.env.j2"),
-                                "dest": "env/app.env",
-                                "mode": "0600",
-                                "secret": True,
-                            },
-                            {"src": str(templates / "compose.yaml.j2"), "dest": "compose.yaml"},
-                        ],
                         "compose_project_volumes": ["data", "cache"],
-                        "token": "s3cret-token",
-                        "tag": tag,
                     },
                 }
             ],
@@ -129,7 +115,6 @@ def failed_task(run: PlaybookRun) -> str:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("compose-configured")
-    (tmp / "templates").mkdir()
     (tmp / "bin").mkdir()
     (tmp / "bin" / "docker").write_text(FAKE_DOCKER)
     (tmp / "bin" / "docker").chmod(0o755)
