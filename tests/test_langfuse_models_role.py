@@ -143,3 +143,57 @@ def test_check_mode_before_the_first_deploy_predicts_the_registration(tmp_path):
     text = json.dumps(run.report)
     assert "Would delete 0 and create" in text
     assert SECRET not in run.output
+
+
+def _validate_then_register(tmp_path, localhost_vars: dict):
+    """site.yml's order: the checks on the Langfuse host (playbooks/validate.yml), then the role
+    on the controller (playbooks/langfuse_models.yml), whose own values may differ."""
+    validate = {
+        "name": "Validate",
+        "ansible.builtin.include_role": {"name": "langfuse_models", "tasks_from": "validate"},
+    }
+    return play(
+        tmp_path,
+        [
+            {
+                "name": "Checks",
+                "hosts": "observability",
+                "gather_facts": False,
+                "tasks": [validate],
+            },
+            {
+                "name": "Register",
+                "hosts": "localhost",
+                "gather_facts": False,
+                "roles": ["langfuse_models"],
+            },
+        ],
+        inventory=local_inventory(
+            {
+                "lf": {**LANGFUSE, "langfuse_state": "configured"},
+                "gpu": VLLM,
+                "localhost": localhost_vars,
+            },
+            groups={"observability": ["lf"], "inference": ["gpu"]},
+        ),
+    )
+
+
+def test_checks_that_passed_in_this_run_are_not_repeated(tmp_path):
+    run = _validate_then_register(tmp_path, {})
+    assert run.rc == 0, run.output[-3000:]
+    ran = [
+        task["task"]["name"]
+        for each_play in run.report["plays"]
+        for task in each_play["tasks"]
+        if "localhost" in task["hosts"] and not task["hosts"]["localhost"].get("skipped")
+    ]
+    assert not [name for name in ran if "Check langfuse_models_api_url" in name], ran
+    assert "state configured, not started" in json.dumps(run.report)
+
+
+def test_other_values_on_the_controller_are_checked_again(tmp_path):
+    run = _validate_then_register(tmp_path / "other", {"langfuse_models_timeout": 0})
+    assert run.rc != 0
+    messages = " ".join(run.failures("localhost"))
+    assert "langfuse_models_timeout must be 1 or more seconds (got 0)" in messages, messages

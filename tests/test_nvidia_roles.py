@@ -238,8 +238,7 @@ INSTALL_CHECK_VARS = {
     "__nvidia_driver_method_resolved": "{{ check.method }}",
     "__nvidia_driver_branch_resolved": "{{ check.branch }}",
     "__nvidia_driver_kernel": "6.1.0-40-amd64",
-    "__nvidia_driver_pin_packages": ["nvidia-driver-pinning-580"],
-    "__nvidia_driver_install_packages": ["nvidia-open"],
+    "__nvidia_driver_plan": {"pin": ["nvidia-driver-pinning-580"], "install": ["nvidia-open"]},
     "__nvidia_driver_policy_now": {"stdout": "{{ check.apt | default('') }}"},
     "__nvidia_driver_modinfo": {"stdout": "{{ check.modinfo | default('') }}"},
     "preflight_gpu_present": True,
@@ -379,7 +378,7 @@ def plays() -> list[dict]:
         "__nvidia_driver_sb": "{{ case.sb | default({'rc': 2, 'stdout': ''}) }}",
         "__nvidia_driver_mok": "{{ case.mok | default({'rc': 1, 'stdout': ''}) }}",
         "__nvidia_driver_apt_policy": {"stdout": "{{ case.apt | default(default_apt) }}"},
-        "__nvidia_driver_apt_lists": "{{ case.lists | default(3) }}",
+        "__nvidia_driver_apt_lists": {"matched": "{{ case.lists | default(3) }}"},
         "__nvidia_driver_images": {"stdout": "{{ case.images | default('') }}"},
         "preflight_gpu_present": "{{ case.gpu }}",
         "preflight_nvswitch_present": "{{ case.nvswitch | default(false) }}",
@@ -390,21 +389,22 @@ def plays() -> list[dict]:
             "hosts": "plan",
             "gather_facts": False,
             "tasks": [
+                include("nvidia_driver", "resolve", plan_vars),
                 include("nvidia_driver", "plan", plan_vars),
                 report(
-                    "{'status': nvidia_driver_status, 'action': __nvidia_driver_action,"
+                    "{'status': nvidia_driver_status, 'action': __nvidia_driver_plan.action,"
                     " 'method': __nvidia_driver_method_resolved,"
                     " 'branch': __nvidia_driver_branch_resolved,"
-                    " 'packages': __nvidia_driver_install_packages,"
+                    " 'packages': __nvidia_driver_plan.install,"
                     # default(): a role without these facts still reports, so each test
                     # names what is missing instead of the whole run failing
-                    " 'pin': __nvidia_driver_pin_packages | default('undefined'),"
-                    " 'precompiled': __nvidia_driver_precompiled | default('undefined'),"
-                    " 'fabricmanager': __nvidia_driver_fm_candidates | default('undefined'),"
+                    " 'pin': __nvidia_driver_plan.pin | default('undefined'),"
+                    " 'precompiled': __nvidia_driver_plan.precompiled | default('undefined'),"
+                    " 'fabricmanager': __nvidia_driver_plan.fabricmanager | default('undefined'),"
                     " 'key_file': __nvidia_driver_cuda_repo_key_file | default('undefined'),"
                     " 'key_fingerprint': __nvidia_driver_cuda_repo_key_fingerprint_expected"
                     " | default('undefined'),"
-                    " 'version': nvidia_driver_version, 'message': __nvidia_driver_message}"
+                    " 'version': nvidia_driver_version, 'message': __nvidia_driver_plan.message}"
                 ),
             ],
         },
@@ -543,7 +543,7 @@ def plays() -> list[dict]:
                 include("nvidia_container_toolkit", "main", {}),
                 report(
                     "{'driver': nvidia_driver_status, 'toolkit': nvidia_container_toolkit_status,"
-                    " 'packages': __nvidia_driver_install_packages,"
+                    " 'packages': __nvidia_driver_plan.install,"
                     " 'runtimes': docker_engine_registered_runtimes | default({}),"
                     " 'default_runtime': docker_engine_default_runtime | default('')}"
                 ),
