@@ -1,8 +1,8 @@
 """The proxy's contract, end to end on this machine: the reverse_proxy role renders its main
-Caddyfile and the service sites (its own `render` and `site` entry points, real ansible-playbook),
-the caddy binary from the distribution's package (extracted by scripts/test-host.sh, never
-installed) validates them and then serves them in the foreground on free high ports, in front of
-a small Python upstream, with a throwaway CA made here.
+Caddyfile and the service sites (its own `render`, `sites` and `prune` entry points, real
+ansible-playbook), the caddy binary from the distribution's package (extracted by
+scripts/test-host.sh, never installed) validates them and then serves them in the foreground on
+free high ports, in front of a small Python upstream, with a throwaway CA made here.
 
 What must hold: TLS verifies against the CA (and not without it); plain HTTP redirects (308) to
 https; on a vLLM site only /v1/* and /health with the right key reach the model (no key, a wrong
@@ -71,17 +71,15 @@ class Upstream(http.server.ThreadingHTTPServer):
 
 
 def site(name: str, port: int, upstream: int, **fields: object) -> dict:
+    return {"name": name, "port": port, "upstream": f"127.0.0.1:{upstream}", **fields}
+
+
+def sites(*specs: dict, **values: object) -> dict:
+    """One call of the `sites` entry point with these site specs."""
     return {
-        "name": "Site " + name,
-        "ansible.builtin.include_role": {"name": "reverse_proxy", "tasks_from": "site"},
-        "vars": {
-            "reverse_proxy_site": {
-                "name": name,
-                "port": port,
-                "upstream": f"127.0.0.1:{upstream}",
-                **fields,
-            }
-        },
+        "name": "Sites " + " ".join(spec["name"] for spec in specs),
+        "ansible.builtin.include_role": {"name": "reverse_proxy", "tasks_from": "sites"},
+        "vars": {"reverse_proxy_sites": list(specs), **values},
     }
 
 
@@ -105,53 +103,59 @@ def proxy(tmp_path_factory: pytest.TempPathFactory, caddy_bin: str) -> Iterator[
         "reverse_proxy_group": "root",
         "reverse_proxy_reload": False,
     }
-    tasks = [
-        {
-            "name": "Main Caddyfile",
-            "ansible.builtin.include_role": {"name": "reverse_proxy", "tasks_from": "render"},
-        },
-        site("langfuse", ports["langfuse"], upstream.port),
-        site(
-            "vllm-model-a",
-            ports["vllm"],
-            upstream.port,
-            bearer_key=KEY,
-            metrics_cidrs=["127.0.0.1/32", "::1/128"],
-            flush=True,
-        ),
-        site("vllm-model-b", ports["vllm_nometrics"], upstream.port, bearer_key=KEY),
-        site("langfuse-media", ports["media"], upstream.port),
-        {
-            "name": "Show the published ports",
-            "ansible.builtin.debug": {"var": "reverse_proxy_ports"},
-        },
-    ]
-    # A model site left by an earlier run: pruned below, since no spec lists it any more.
+    main = {
+        "name": "Main Caddyfile",
+        "ansible.builtin.include_role": {"name": "reverse_proxy", "tasks_from": "render"},
+    }
+    # Sites left by an earlier run: a model site that the models' `sites` call below removes
+    # (its prefix, not listed), and an old one that the `prune` entry point removes.
     earlier = [
-        {
-            "name": "Main Caddyfile",
-            "ansible.builtin.include_role": {"name": "reverse_proxy", "tasks_from": "render"},
-        },
-        site("vllm-gone", free_port(), upstream.port, bearer_key=KEY),
+        main,
+        sites(
+            site("vllm-gone", free_port(), upstream.port, bearer_key=KEY),
+            site("old-site", free_port(), upstream.port),
+        ),
     ]
     plays = [{"name": "Earlier run", "hosts": "all", "gather_facts": False, "tasks": earlier}]
     run = play(tmp / "earlier", plays, inventory=local_inventory(common=settings))
     assert run.rc == 0, run.output
     assert (conf / "sites.d" / "vllm-gone.caddy").exists()
-    tasks.insert(
-        -1,
+    assert (conf / "sites.d" / "old-site.caddy").exists()
+    tasks = [
+        main,
+        sites(
+            site("langfuse", ports["langfuse"], upstream.port),
+            site("langfuse-media", ports["media"], upstream.port),
+        ),
+        sites(
+            site(
+                "vllm-model-a",
+                ports["vllm"],
+                upstream.port,
+                bearer_key=KEY,
+                metrics_cidrs=["127.0.0.1/32", "::1/128"],
+                flush=True,
+            ),
+            site("vllm-model-b", ports["vllm_nometrics"], upstream.port, bearer_key=KEY),
+            reverse_proxy_prune_prefix="vllm-",
+        ),
         {
-            "name": "Prune the model sites no spec lists",
+            "name": "Prune the old sites no spec lists",
             "ansible.builtin.include_role": {"name": "reverse_proxy", "tasks_from": "prune"},
-            "vars": {
-                "reverse_proxy_prune_prefix": "vllm-",
-                "reverse_proxy_prune_keep": ["vllm-model-a", "vllm-model-b"],
-            },
+            "vars": {"reverse_proxy_prune_prefix": "old-"},
         },
-    )
+        {
+            "name": "Show the published ports",
+            "ansible.builtin.debug": {"var": "reverse_proxy_ports"},
+        },
+    ]
     plays = [{"name": "Proxy files", "hosts": "all", "gather_facts": False, "tasks": tasks}]
     run = play(tmp / "run", plays, inventory=local_inventory(common=settings))
     assert run.rc == 0, run.output
+    # The same again on the files now in place: nothing changes, and each call's changes
+    # (renders, removals, validation) are one skipped include.
+    again = play(tmp / "again", plays, inventory=local_inventory(common=settings))
+    assert again.rc == 0, again.output
     (tmp / "admin").mkdir()
     env = {**os.environ, "HOME": str(tmp), "XDG_DATA_HOME": str(tmp / "data")}
     env.pop("XDG_CONFIG_HOME", None)
@@ -176,6 +180,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory, caddy_bin: str) -> Iterator[
         yield {
             "ports": ports,
             "run": run,
+            "again": again,
             "conf": conf,
             "tls_dir": tls_dir,
             "ca": str(tls_dir / "ca.crt"),
@@ -260,6 +265,42 @@ def test_published_ports_are_every_site_port_and_the_redirect_port(proxy):
         if task["task"]["name"] == "Show the published ports"
     ]
     assert shown == [sorted(proxy["ports"].values())]
+
+
+def test_a_converged_rerun_changes_nothing_and_skips_each_calls_changes(proxy):
+    """Second run on the files in place: changed=0, and each `sites` call (and `prune`) is one
+    skipped include: no render, removal or `caddy validate` task is even evaluated."""
+    again = proxy["again"]
+    assert again.changed("localhost") == 0
+    names = [
+        (
+            task["task"]["name"].removeprefix("reverse_proxy : "),
+            task["hosts"]["localhost"].get("skipped", False),
+        )
+        for each_play in again.report["plays"]
+        for task in each_play["tasks"]
+        if "localhost" in task["hosts"]
+    ]
+    includes = [n for n in names if n[0].startswith("Check the sites, then render")]
+    assert includes == [(includes[0][0], True)] * 2, names
+    assert (
+        "Remove the sites no longer wanted (when the probe found any, or no fresh read exists)",
+        True,
+    ) in names
+    assert not [n for n in names if n[0].startswith(("Render each site", "Validate the whole"))]
+
+
+def test_bad_site_specs_fail_naming_each_before_any_file_is_written(tmp_path):
+    conf = tmp_path / "caddy"
+    settings = {"reverse_proxy_config_dir": str(conf), "reverse_proxy_reload": False}
+    tasks = [sites(site("web", 8443, 3000), site("web", 0, 3000))]
+    plays = [{"name": "bad", "hosts": "all", "gather_facts": False, "tasks": tasks}]
+    run = play(tmp_path / "run", plays, inventory=local_inventory(common=settings))
+    assert run.rc != 0
+    message = " ".join(run.failures("localhost"))
+    assert "reverse_proxy_sites[1].port is 0" in message
+    assert 'reverse_proxy_sites[1].name "web" is given twice' in message
+    assert not conf.exists()
 
 
 def test_tls_verifies_against_the_ca_and_not_without_it(proxy):
@@ -364,7 +405,7 @@ def test_acme_renders_without_tls_lines_and_validates(tmp_path, caddy_bin):
             "name": "Main",
             "ansible.builtin.include_role": {"name": "reverse_proxy", "tasks_from": "render"},
         },
-        site("langfuse", 443, 3000),
+        sites(site("langfuse", 443, 3000)),
     ]
     plays = [{"name": "acme", "hosts": "all", "gather_facts": False, "tasks": tasks}]
     run = play(tmp_path / "run", plays, inventory=local_inventory(common=settings))

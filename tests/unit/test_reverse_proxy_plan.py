@@ -138,3 +138,51 @@ def test_prune_on_a_host_without_sites_finds_nothing():
     assert plan.prune(glassbox.host_probe("unit inactive|not-found\n"), SITES, "vllm-", []) == []
     # another configuration directory's sites are not this one's
     assert plan.prune(NOW, "/srv/other/sites.d", "vllm-", []) == []
+
+
+# The `sites` entry point: one call with every site of a service.
+DEFAULTS = {"state": "present", "bearer_key": "", "bearer_paths": ["/v1/*"], "flush": False}
+
+
+def test_site_specs_fill_the_optional_fields_and_keep_what_is_given():
+    specs = plan.site_specs([{"name": "a", "port": 1, "flush": True}], DEFAULTS)
+    assert specs == [{**DEFAULTS, "name": "a", "port": 1, "flush": True}]
+    assert plan.site_specs(None, DEFAULTS) == []
+
+
+def test_sites_problems_name_the_index_and_the_field_and_a_name_given_twice():
+    good = {**GOOD, "name": "vllm-b", "port": 8001}
+    assert plan.sites_problems([GOOD, good]) == []
+    problems = plan.sites_problems([GOOD, {**good, "port": 0}, {**GOOD, "bearer_key": ""}])
+    assert problems == [
+        "reverse_proxy_sites[1].port is 0: allowed 1-65535.",
+        'reverse_proxy_sites[2].name "vllm-qwen" is given twice: each site is one file '
+        "sites.d/<name>.caddy.",
+    ]
+    assert "reverse_proxy_sites is str" in plan.sites_problems("vllm")[0]
+    assert "reverse_proxy_sites[0] is str" in plan.sites_problems(["vllm"])[0]
+
+
+def test_sites_ports_are_every_present_site_and_the_redirect_port():
+    sites = [GOOD, {**GOOD, "name": "b", "port": 8001}, {**GOOD, "port": 9000, "state": "absent"}]
+    assert plan.sites_ports([443], sites, 80) == [80, 443, 8000, 8001]
+    assert plan.sites_ports(None, [], 80) == []
+
+
+def test_sites_removals_are_absent_sites_found_and_with_a_prefix_the_unlisted_ones():
+    a = {**GOOD, "name": "vllm-a"}
+    gone = {**GOOD, "name": "vllm-b", "state": "absent"}
+    never = {**GOOD, "name": "vllm-never", "state": "absent"}
+    # without a prefix: only the absent spec whose file exists
+    assert plan.sites_removals(NOW, [a, gone, never], SITES, "") == [f"{SITES}/vllm-b.caddy"]
+    # with the prefix: every other vllm- file too (vllm-empty), never the listed present site
+    assert plan.sites_removals(NOW, [a, gone], SITES, "vllm-") == [
+        f"{SITES}/vllm-b.caddy",
+        f"{SITES}/vllm-empty.caddy",
+    ]
+    assert (
+        plan.sites_removals(
+            NOW, [a, {**GOOD, "name": "vllm-b"}, {**GOOD, "name": "vllm-empty"}], SITES, "vllm-"
+        )
+        == []
+    )

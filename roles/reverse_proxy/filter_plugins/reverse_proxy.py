@@ -1,9 +1,10 @@
 """Caddy site plan: check a site spec and derive what the site file and the firewall need.
 
 Plain Python so the rules are unit-tested in milliseconds (tests/unit/test_reverse_proxy_plan.py);
-the role calls them as the filters `reverse_proxy_site_problems`, `reverse_proxy_address`,
-`reverse_proxy_ports`, and, on what the role's host probe read (glassbox_host_probe's shape),
-`reverse_proxy_prune` (glassbox_probed_file reads one file of it).
+the role calls them as the filters `reverse_proxy_site_specs`, `reverse_proxy_sites_problems`,
+`reverse_proxy_site_problems`, `reverse_proxy_address`, `reverse_proxy_ports`, and, on what the
+role's host probe read (glassbox_host_probe's shape), `reverse_proxy_prune` and
+`reverse_proxy_sites_removals` (glassbox_probed_file reads one file of it).
 """
 
 from __future__ import annotations
@@ -29,10 +30,9 @@ def _port(value: Any) -> int:
         return 0
 
 
-def site_problems(site: dict[str, Any]) -> list[str]:
+def site_problems(site: dict[str, Any], v: str = "reverse_proxy_site") -> list[str]:
     """Every rule of one site spec that the argument spec cannot express, as messages naming
-    the field (`reverse_proxy_site.<field>`)."""
-    v = "reverse_proxy_site"
+    the field (`<v>.<field>`, e.g. `reverse_proxy_sites[1].port`)."""
     out: list[str] = []
     name = str(site.get("name", ""))
     if not NAME_PATTERN.fullmatch(name):
@@ -70,6 +70,35 @@ def site_problems(site: dict[str, Any]) -> list[str]:
                 f'{v}.metrics_cidrs has "{cidr}", not an IP network: allowed e.g. '
                 "127.0.0.1/32, 10.0.0.0/8, ::1/128."
             )
+    return out
+
+
+def site_specs(sites: Any, defaults: dict[str, Any]) -> list[dict[str, Any]]:
+    """The `sites` entry point's list with each spec's optional fields filled from `defaults`
+    (what meta/argument_specs.yml documents); an entry that is not a dict is kept as given for
+    sites_problems to name."""
+    return [{**defaults, **site} if isinstance(site, dict) else site for site in sites or []]
+
+
+def sites_problems(sites: Any) -> list[str]:
+    """Every broken rule of the `sites` list at once: each spec's (site_problems, naming
+    `reverse_proxy_sites[<index>].<field>`) and a name given twice (one file per name)."""
+    if not isinstance(sites, list):
+        return [f"reverse_proxy_sites is {type(sites).__name__}: allowed a list of site specs."]
+    out: list[str] = []
+    seen: set[str] = set()
+    for index, site in enumerate(sites):
+        v = f"reverse_proxy_sites[{index}]"
+        if not isinstance(site, dict):
+            out.append(f"{v} is {type(site).__name__}: allowed a site spec (name, port, upstream).")
+            continue
+        out += site_problems(site, v)
+        name = str(site.get("name", ""))
+        if name in seen:
+            out.append(
+                f'{v}.name "{name}" is given twice: each site is one file sites.d/<name>.caddy.'
+            )
+        seen.add(name)
     return out
 
 
@@ -117,6 +146,39 @@ def prune(now: dict[str, Any], sites_dir: str, prefix: str, keep: list[str] | No
     return sorted(out)
 
 
+def sites_ports(
+    current: list[Any] | None, sites: list[dict[str, Any]], http_port: Any
+) -> list[int]:
+    """ports() for every site of a `sites` call."""
+    out = sorted({_port(p) for p in current or []} - {0})
+    for site in sites or []:
+        out = ports(out, site, http_port)
+    return out
+
+
+def sites_removals(
+    now: dict[str, Any], sites: list[dict[str, Any]], sites_dir: str, prefix: str
+) -> list[str]:
+    """The site files a `sites` call removes: each spec with state absent whose file the probe
+    found, and, with a prefix, every other `<prefix>*.caddy` (as prune() with the present
+    specs' names kept). Empty prefix: no pruning."""
+    paths = now.get("paths") or {}
+    out = {
+        f"{sites_dir}/{site.get('name')}.caddy"
+        for site in sites or []
+        if str(site.get("state", "present")) == "absent"
+        and f"{sites_dir}/{site.get('name')}.caddy" in paths
+    }
+    if prefix:
+        keep = [
+            str(site.get("name"))
+            for site in sites or []
+            if str(site.get("state", "present")) != "absent"
+        ]
+        out |= set(prune(now, sites_dir, prefix, keep))
+    return sorted(out)
+
+
 class FilterModule:
     """Ansible entry point."""
 
@@ -126,4 +188,8 @@ class FilterModule:
             "reverse_proxy_address": address,
             "reverse_proxy_ports": ports,
             "reverse_proxy_prune": prune,
+            "reverse_proxy_site_specs": site_specs,
+            "reverse_proxy_sites_problems": sites_problems,
+            "reverse_proxy_sites_ports": sites_ports,
+            "reverse_proxy_sites_removals": sites_removals,
         }
