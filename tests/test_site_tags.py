@@ -54,7 +54,7 @@ def listed_roles(tmp_path, *tags: str) -> tuple[list[str], str]:
         ),
         (
             "firewall",
-            ["host_firewall : Install nftables", "host_firewall : Install the unit"],
+            ["host_firewall : Install, write, load or remove what differs"],
             ["docker_engine :", "vllm : Load", "langfuse : Load", "connect :"],
         ),
     ],
