@@ -5,7 +5,8 @@
 #   usage: benchmarks/deploy_times.sh            (from the repo root, as root)
 # Wall time depends on what else runs on the machine, so each step also gives figures that do
 # not: the tasks the run went through (ok and skipped, from the recap), the module calls on the
-# target (each one is a `docker exec` into the container: Docker's exec_create events), and the
+# target (each one is a `docker exec` into the container: Docker's exec_create events, one line
+# each by exec ID, as a raw task's command spans several lines), and the
 # CPU seconds spent by the controller (Molecule and ansible-playbook) and inside the target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +39,7 @@ timed() {  # label, command...
   shift
   log="/tmp/glassbox-bench-${label// /_}.log"
   events="$work/${label// /_}.events"
-  docker events --filter "container=$instance" --filter event=exec_create --format '{{.Action}}' >"$events" &
+  docker events --filter "container=$instance" --filter event=exec_create --format 'exec {{.Actor.Attributes.execID}}' >"$events" &
   local watcher=$!
   sleep 1
   load0=$(cut -d' ' -f1 /proc/loadavg)
