@@ -101,7 +101,9 @@ def plan(
     (the file specs whose render, mode or owner differ), `remove` (obsolete files present),
     `validate` (the stamp differs: `compose config` before any render), `volumes` (Compose keys
     of missing named volumes), `start` (state started: pull, up and the readiness probes always
-    run), `absent` with `compose_file_found`, and `any`: whether anything must run at all."""
+    run), `absent` with `compose_file_found`, `first_check_run` (check mode on a host the
+    project was never rendered on: nothing to validate, no volume to create, Docker perhaps not
+    installed yet) and `any`: whether anything must run at all."""
     now = now or {}
     paths = now.get("paths") or {}
     found = now.get("files") or {}
@@ -145,6 +147,7 @@ def plan(
         "validate": False,
         "volumes": [],
         "start": False,
+        "first_check_run": first_check_run,
     }
     if docker and not first_check_run:
         name = str(spec["name"])
@@ -171,5 +174,6 @@ class FilterModule:
         return {
             "compose_project_plan": plan,
             "compose_project_stamp": stamp,
+            "compose_project_subdirs": subdirs,
             "compose_project_unvalidated": unvalidated,
         }

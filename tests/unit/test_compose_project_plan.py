@@ -80,6 +80,7 @@ def test_a_converged_project_plans_nothing():
         "validate": False,
         "volumes": [],
         "start": False,
+        "first_check_run": False,
         "any": False,
     }
 
@@ -140,12 +141,14 @@ def test_the_render_entry_point_plans_no_docker_work():
 def test_a_first_check_run_neither_validates_nor_creates_volumes():
     bare = "compose 1|docker: 'compose' is not a docker command.\n"
     out = plan(bare, check_mode=True)
+    assert out["first_check_run"] is True
     assert out["dir"] is True
     assert out["secret_files"] == [FILES[0]]
     assert out["validate"] is False
     assert out["volumes"] == []
     # on a host that has the project, check mode plans as a real run does
     assert plan(probe(cache=""), check_mode=True)["volumes"] == ["cache"]
+    assert plan(probe(cache=""), check_mode=True)["first_check_run"] is False
 
 
 def test_absent_acts_only_on_a_project_that_is_there_or_when_purging():
