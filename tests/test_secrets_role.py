@@ -48,6 +48,7 @@ CASES = {
     "rerun": None,
     "cache_lost": "delete the controller cache",
     "host_file_lost": "delete the host file",
+    "mode_loosened": "chmod the host file 0644",
     "spec_shortened": {"spec": [{"name": "salt", "length": 64}]},
     "value_given": {"spec": [{"name": "salt", "length": 64, "value": "rotated-on-purpose"}]},
 }
@@ -85,6 +86,8 @@ def batch(tmp_path_factory) -> Batch:
             batch.cache(host).unlink()
         elif change == "delete the host file":
             batch.host_file(host).unlink()
+        elif change == "chmod the host file 0644":
+            batch.host_file(host).chmod(0o644)
         second_vars[host] = change if isinstance(change, dict) else {}
     batch.second = batch.converge(second_vars)
     return batch
@@ -161,6 +164,13 @@ def test_a_converged_host_skips_the_copy_modules(batch):
     assert evaluated(batch.first, "rerun") != []
     assert not skipped(batch.second, HOST_WRITE, "host_file_lost")
     assert not skipped(batch.second, CACHE_WRITE, "cache_lost")
+
+
+def test_a_loosened_mode_is_put_back_and_nothing_rotates(batch):
+    # the probe's sha1 still matches; the mode alone makes the file differ
+    assert not skipped(batch.second, HOST_WRITE, "mode_loosened")
+    assert stat.S_IMODE(batch.host_file("mode_loosened").stat().st_mode) == 0o600
+    assert batch.values("mode_loosened") == batch.first_values["mode_loosened"]
 
 
 def test_controller_cache_restores_a_lost_host_file(batch):
