@@ -121,17 +121,20 @@ def local_path_differs(path: str, mode: str, content: str | None = None) -> bool
     return data != content.encode("utf-8") or stat.S_IMODE(info.st_mode) != int(mode, 8)
 
 
-def path_differs(found: dict, kind: str, mode: str, owner: str = "root") -> bool:
+def path_differs(
+    found: dict, kind: str, mode: str, owner: str = "root", group: str | None = None
+) -> bool:
     """Whether a path must go through the file module: `found` is its entry in host_probe's
     `paths` ({} when missing); it must be of type `kind` (stat's %F, e.g. "directory"), with
-    `mode` (octal string, "0750" and "750" alike) and owned by `owner` user and group."""
+    `mode` (octal string, "0750" and "750" alike), owned by the user `owner` and the group
+    `group` (default: the owner's name), as file_differs."""
     if not found:
         return True
     return (
         found.get("type") != kind
         or int(str(found.get("mode", "0")), 8) != int(str(mode), 8)
         or found.get("owner") != owner
-        or found.get("group") != owner
+        or found.get("group") != (owner if group is None else group)
     )
 
 

@@ -244,3 +244,15 @@ def test_path_differs_compares_type_mode_and_owner():
         is True
     )
     assert filters.path_differs({}, "directory", "0700") is True
+
+
+def test_path_differs_compares_type_mode_owner_and_group():
+    sites = {"type": "directory", "mode": "750", "owner": "root", "group": "caddy"}
+    assert filters.path_differs(sites, "directory", "0750", "root", "caddy") is False
+    assert filters.path_differs(sites, "directory", "0750") is True  # group defaults to root
+    assert filters.path_differs(sites, "directory", "0755", "root", "caddy") is True  # mode
+    assert filters.path_differs(sites, "regular file", "0750", "root", "caddy") is True  # type
+    assert filters.path_differs({**sites, "owner": "caddy"}, "directory", "0750", "root", "caddy")
+    assert filters.path_differs({}, "directory", "0750", "root", "caddy") is True  # missing
+    root = {**sites, "group": "root"}
+    assert filters.path_differs(root, "directory", "750") is False  # "750" and "0750" alike
