@@ -41,7 +41,8 @@ STATUSES = {
 
 
 def apt_policy_rows(text: str) -> list[tuple[str, str, str]]:
-    """(name, installed, candidate) per package `apt-cache policy` answered for."""
+    """(name, installed, candidate) per package `apt-cache policy` answered for; also the filter
+    `nvidia_driver_apt_policy_rows`, which install.yml's checks and fabricmanager.yml read."""
     return _POLICY_ROW.findall(text or "")
 
 
@@ -224,4 +225,5 @@ class FilterModule:
         return {
             "nvidia_driver_plan": nvidia_driver_plan,
             "nvidia_driver_image_flavours": image_flavours,
+            "nvidia_driver_apt_policy_rows": apt_policy_rows,
         }
