@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.ansible_run import role_play, run_playbook
+from tests.ansible_run import REPO, local_inventory, play, role_play, run_playbook
 
 pytestmark = pytest.mark.roles
 
@@ -78,6 +79,100 @@ def test_no_gpu_is_a_fact_not_a_failure(tmp_path):
     assert (facts["count"], facts["nvswitch"], facts["nvswitch_count"]) == (0, False, 0)
 
 
+FAKE_SMI = """#!/bin/sh
+echo asked >> "$SMI_LOG"
+echo "580.95.05, GPU-00000000-aaaa-bbbb-cccc-dddddddddddd, NVIDIA L4"
+"""
+
+
+def test_nvidia_smi_is_asked_only_where_the_pci_bus_has_an_nvidia_gpu(tmp_path):
+    # One run, two hosts: a fake PCI bus with an NVIDIA GPU and one without; nvidia-smi (a
+    # stand-in first on PATH) logs each call per host.
+    bus = {
+        "gpu": fake_pci(tmp_path / "pci-gpu", {"0000:01:00.0": ("0x10de", "0x030200")}),
+        "cpu": fake_pci(tmp_path / "pci-cpu", {"0000:00:1f.0": ("0x8086", "0x060100")}),
+    }
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "nvidia-smi").write_text(FAKE_SMI)
+    (tmp_path / "bin" / "nvidia-smi").chmod(0o755)
+    plays = role_play("preflight", {"preflight_enforce_resources": False}, hosts="all")
+    plays[0]["environment"] = {"SMI_LOG": f"{tmp_path}/{{{{ inventory_hostname }}}}.smi"}
+    plays[0]["tasks"] += [
+        {
+            "name": "ask",
+            "ansible.builtin.include_role": {"name": "preflight", "tasks_from": "nvidia_smi"},
+        },
+        {
+            "name": "keep the answer",
+            "ansible.builtin.copy": {
+                "content": "{{ preflight_nvidia_smi | to_json }}",
+                "dest": f"{tmp_path}/{{{{ inventory_hostname }}}}.json",
+                "mode": "0600",
+            },
+        },
+    ]
+    inventory = local_inventory(
+        {name: {"preflight_pci_path": str(path)} for name, path in bus.items()}
+    )
+    run = play(tmp_path, plays, inventory=inventory, path=[tmp_path / "bin"], report=False)
+    assert run.rc == 0, run.output
+    gpu = json.loads((tmp_path / "gpu.json").read_text())
+    cpu = json.loads((tmp_path / "cpu.json").read_text())
+    assert (tmp_path / "gpu.smi").read_text() == "asked\n"
+    assert (gpu["answers"], gpu["driver_version"]) == (True, "580.95.05")
+    assert not (tmp_path / "cpu.smi").exists(), "nvidia-smi was run on a host without an NVIDIA GPU"
+    assert cpu["answers"] is False
+    assert cpu["gpus"] == []
+    assert "not asked: preflight found no NVIDIA GPU" in cpu["said"]
+
+
+# The facts preflight sets (its set_fact in tasks/os_facts.yml), every one compared.
+OS_FACTS = [
+    key
+    for key in yaml.safe_load((REPO / "roles/preflight/tasks/os_facts.yml").read_text())[0][
+        "ansible.builtin.set_fact"
+    ]
+    if key != "cacheable"
+]
+
+
+def _keep_facts(name: str) -> dict:
+    return {
+        "name": f"keep the {name} facts",
+        "ansible.builtin.copy": {
+            "content": "{{ dict(keys | zip(keys | map('extract', ansible_facts))) | to_json }}",
+            "dest": f"{{{{ playbook_dir }}}}/{name}.json",
+            "mode": "0600",
+        },
+        "vars": {"keys": OS_FACTS},
+    }
+
+
+def test_the_os_facts_preflight_reads_are_the_setup_modules(tmp_path):
+    # The playbooks gather no facts: preflight's one raw read sets the ones the roles use. On this
+    # machine (Debian 12; Molecule's verify does the same on Debian 13) they must be setup's.
+    plays = role_play("preflight", tasks_from="facts", gather_facts=False)
+    plays[0]["tasks"].append(_keep_facts("preflight"))
+    plays.append(
+        {
+            "name": "gather with setup",
+            "hosts": "localhost",
+            "gather_facts": True,
+            "gather_subset": ["min"],
+            "tasks": [_keep_facts("setup")],
+        }
+    )
+    run = run_playbook(tmp_path, plays)
+    assert run.rc == 0, run.output
+    # set by the raw read, not by the setup fallback (a skipped task prints no banner here)
+    assert "Publish the OS facts the roles read" in run.output
+    assert "Gather the min facts where the read above does not know" not in run.output
+    read = json.loads((tmp_path / "preflight.json").read_text())
+    setup = json.loads((tmp_path / "setup.json").read_text())
+    assert read["distribution"] in ("Debian", "Ubuntu"), read
+    assert read == setup
+
+
 def test_unsupported_os_fails_with_the_allowed_list(tmp_path):
     run = run_playbook(tmp_path, role_play("preflight", {"preflight_supported_os": ["Plan9-4"]}))
     assert run.rc != 0
@@ -94,15 +189,17 @@ def test_too_little_memory_fails_and_names_the_variable(tmp_path):
     assert "MiB that groups inference need (preflight_min_memory_mb)" in run.output
 
 
-def test_memory_is_read_from_the_host_with_only_the_min_facts(tmp_path):
-    # site.yml gathers only the min subset (no hardware facts, no memtotal_mb): preflight reads
-    # MemTotal itself, and still compares it.
-    plays = role_play("preflight", {"preflight_min_memory_mb": {"inference": 10**9}})
-    plays[0]["gather_subset"] = ["min"]
+def test_memory_is_read_from_the_host_without_gathered_facts(tmp_path):
+    # site.yml gathers no facts (no memtotal_mb, no OS facts): preflight reads MemTotal and the
+    # OS itself, and still compares both.
+    plays = role_play(
+        "preflight", {"preflight_min_memory_mb": {"inference": 10**9}}, gather_facts=False
+    )
     run = run_playbook(tmp_path, plays, groups=("inference",))
     assert run.rc != 0
     expected = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0]) // 1024
     assert f"Memory {expected} MiB is below the {10**9} MiB" in run.output
+    assert "is not supported" not in run.output  # this Debian, as preflight read it, passed
 
 
 def test_resource_minimums_can_be_downgraded_to_a_warning(tmp_path):

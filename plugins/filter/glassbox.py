@@ -51,6 +51,11 @@ def env_files(names: list[str], templates_dir: str, subdir: str = "env") -> list
 
 
 VERSION = re.compile(r"\d+(\.\d+)+")
+# What preflight_nvidia_smi says where nvidia-smi was not run (preflight tasks/nvidia_smi.yml).
+NOT_ASKED = (
+    "not asked: preflight found no NVIDIA GPU on this host's PCI bus (preflight_gpu_present is"
+    " false), and nvidia-smi has nothing to answer about there"
+)
 
 
 def nvidia_smi(result: dict) -> dict:
@@ -60,8 +65,11 @@ def nvidia_smi(result: dict) -> dict:
 
     `answers` is true only when the command exited 0 and every line is a GPU with a driver
     version; `said` is its own words (stderr, stdout, or Ansible's message when it did not run)
-    for a diagnosis.
+    for a diagnosis. A skipped task (preflight found no NVIDIA GPU on the PCI bus, so nvidia-smi
+    was not asked) does not answer, and `said` says so.
     """
+    if result.get("skipped"):
+        result = {"msg": NOT_ASKED}
     rc = result.get("rc")
     stdout = str(result.get("stdout") or "")
     gpus = []

@@ -86,6 +86,11 @@ def test_nvidia_smi_keeps_a_comma_in_the_gpu_name():
         ({"rc": 2, "msg": "[Errno 2] No such file or directory: b'nvidia-smi'"}, "Errno 2"),
         ({"rc": 0, "stdout": "", "stderr": ""}, "no output"),
         ({"rc": 0, "stdout": "No devices were found\n"}, "No devices"),
+        # preflight found no NVIDIA GPU: the task was skipped, nvidia-smi not run
+        (
+            {"skipped": True, "changed": False, "false_condition": "x"},
+            "not asked: preflight found no NVIDIA GPU",
+        ),
     ],
 )
 def test_nvidia_smi_that_does_not_answer_says_why(result, words):
