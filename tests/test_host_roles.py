@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -140,7 +141,9 @@ def _keep_facts(name: str) -> dict:
     return {
         "name": f"keep the {name} facts",
         "ansible.builtin.copy": {
-            "content": "{{ dict(keys | zip(keys | map('extract', ansible_facts))) | to_json }}",
+            # module_setup: a fact only the setup module sets (it tells which path ran)
+            "content": "{{ dict(keys | zip(keys | map('extract', ansible_facts)))"
+            " | combine({'by_setup': 'module_setup' in ansible_facts}) | to_json }}",
             "dest": f"{{{{ playbook_dir }}}}/{name}.json",
             "mode": "0600",
         },
@@ -164,11 +167,10 @@ def test_the_os_facts_preflight_reads_are_the_setup_modules(tmp_path):
     )
     run = run_playbook(tmp_path, plays)
     assert run.rc == 0, run.output
-    # set by the raw read, not by the setup fallback (a skipped task prints no banner here)
-    assert "Publish the OS facts the roles read" in run.output
-    assert "Gather the min facts where the read above does not know" not in run.output
     read = json.loads((tmp_path / "preflight.json").read_text())
     setup = json.loads((tmp_path / "setup.json").read_text())
+    # set by the raw read, not by the setup fallback; then setup's own
+    assert (read.pop("by_setup"), setup.pop("by_setup")) == (False, True)
     assert read["distribution"] in ("Debian", "Ubuntu"), read
     assert read == setup
 
@@ -187,6 +189,25 @@ def test_too_little_memory_fails_and_names_the_variable(tmp_path):
     )
     assert run.rc != 0
     assert "MiB that groups inference need (preflight_min_memory_mb)" in run.output
+
+
+def test_a_system_the_read_does_not_know_gets_the_setup_modules_facts(tmp_path):
+    # The raw read says "Fedora" (the OS part of preflight's script replaced): no fact is
+    # derived from it, setup's min subset is gathered instead, and those are this machine's.
+    plays = role_play(
+        "preflight",
+        {"__preflight_os_script": "echo os ID=fedora; echo os VERSION_ID=41"},
+        tasks_from="facts",
+        gather_facts=False,
+    )
+    plays[0]["tasks"].append(_keep_facts("fallback"))
+    run = run_playbook(tmp_path, plays)
+    assert run.rc == 0, run.output
+    facts = json.loads((tmp_path / "fallback.json").read_text())
+    assert facts["by_setup"] is True
+    release = Path("/etc/os-release").read_text()
+    assert facts["distribution"].lower() in release.lower(), facts
+    assert facts["kernel"] == os.uname().release
 
 
 def test_memory_is_read_from_the_host_without_gathered_facts(tmp_path):
