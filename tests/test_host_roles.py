@@ -196,7 +196,7 @@ def test_a_system_the_read_does_not_know_gets_the_setup_modules_facts(tmp_path):
     # derived from it, setup's min subset is gathered instead, and those are this machine's.
     plays = role_play(
         "preflight",
-        {"__preflight_os_script": "echo os ID=fedora; echo os VERSION_ID=41"},
+        {"__preflight_os_script": "echo 'value ID|fedora'; echo 'value VERSION_ID|41'"},
         tasks_from="facts",
         gather_facts=False,
     )

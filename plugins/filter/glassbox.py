@@ -148,7 +148,8 @@ def path_differs(
 
 def host_probe(stdout: str) -> dict:
     """Parse the line records of a read-only host probe (one raw task; docker_engine's,
-    compose_project's, host_firewall's, reverse_proxy's, apt_source's, glassbox_secrets'):
+    compose_project's, host_firewall's, reverse_proxy's, apt_source's, glassbox_secrets',
+    preflight's OS values):
     `pkg <dpkg Status-Abbrev>|<name>|<version>` (dpkg-query -W),
     `path <path>|<%F>|<%a>|<%U>|<%G>` (stat -c), `sha1 <hex> <path>` (sha1sum),
     `unit <is-active>|<is-enabled>` (systemctl), `compose <rc>|<first line>`, `volume <name>`

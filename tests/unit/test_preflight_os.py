@@ -10,7 +10,13 @@ import pytest
 
 from tests.unit import load_plugin
 
-os_facts = load_plugin("roles/preflight/filter_plugins/preflight_os.py").os_facts
+_os_facts = load_plugin("roles/preflight/filter_plugins/preflight_os.py").os_facts
+host_probe = load_plugin("plugins/filter/glassbox.py").host_probe
+
+
+def os_facts(stdout: str) -> dict:
+    """As roles/preflight/vars/main.yml wires it: the probe records' values into the filter."""
+    return _os_facts(host_probe(stdout)["values"])
 
 
 def read(
@@ -19,10 +25,10 @@ def read(
     kernel="6.1.0-40-amd64",
     machine="x86_64",
 ) -> str:
-    lines = [f"os {key}={value}" for key, value in os_release.items()]
+    lines = [f"value {key}|{value}" for key, value in os_release.items()]
     if debian_version is not None:
-        lines.append(f"debian_version {debian_version}")
-    return "\n".join([*lines, f"kernel {kernel}", f"machine {machine}"]) + "\n"
+        lines.append(f"value debian_version|{debian_version}")
+    return "\n".join([*lines, f"value kernel|{kernel}", f"value machine|{machine}"]) + "\n"
 
 
 @pytest.mark.parametrize(
@@ -77,7 +83,8 @@ def test_debian_and_ubuntu_facts_are_those_setup_gives(os_release, debian_versio
         read({"ID": "debian", "VERSION_CODENAME": "forky"}, "forky/sid"),
         # no codename, no kernel, nothing at all
         read({"ID": "ubuntu", "VERSION_ID": '"24.04"'}, "trixie/sid"),
-        "os ID=debian\nos VERSION_ID=12\nos VERSION_CODENAME=bookworm\nmachine x86_64\n",
+        "value ID|debian\nvalue VERSION_ID|12\nvalue VERSION_CODENAME|bookworm\n"
+        "value machine|x86_64\n",
         "",
     ],
 )

@@ -20,8 +20,9 @@ module_utils/facts/system/distribution.py with its bundled distro.py, best versi
 tests/test_host_roles.py compares the result with setup's on this machine (Debian 12) and
 Molecule's verify on its Debian 13 target.
 
-Input lines (roles/preflight/tasks/main.yml, facts.yml): "os KEY=VALUE" for os-release's ID,
-VERSION_ID and VERSION_CODENAME, "debian_version TEXT", "kernel TEXT", "machine TEXT".
+Input: the `values` of glassbox_host_probe (plugins/filter/glassbox.py) over the read's
+`value <name>|<text>` lines (roles/preflight/vars/main.yml): os-release's ID, VERSION_ID and
+VERSION_CODENAME (quoted as the file quotes them), debian_version, kernel and machine.
 """
 
 from __future__ import annotations
@@ -40,25 +41,20 @@ def _unquote(value: str) -> str:
     return value
 
 
-def os_facts(stdout: str) -> dict[str, Any]:
-    """The facts read from `stdout` (see the module docstring), or {} when setup must say."""
-    release: dict[str, str] = {}
-    read: dict[str, str] = {}
-    for line in str(stdout or "").splitlines():
-        kind, _, rest = line.partition(" ")
-        if kind == "os":
-            key, _, value = rest.partition("=")
-            release[key.strip()] = _unquote(value)
-        elif kind in ("debian_version", "kernel", "machine"):
-            read[kind] = rest.strip()
-    distribution = NAMES.get(release.get("ID", ""))
+def os_facts(values: dict[str, str]) -> dict[str, Any]:
+    """The facts the read's values give (see the module docstring), or {} when setup must say."""
+    release = {
+        key: _unquote(values.get(key, "")) for key in ("ID", "VERSION_ID", "VERSION_CODENAME")
+    }
+    read = {key: values.get(key, "").strip() for key in ("debian_version", "kernel", "machine")}
+    distribution = NAMES.get(release["ID"])
     if distribution is None:
         return {}
-    version = release.get("VERSION_ID", "")
-    if distribution == "Debian" and VERSION.fullmatch(read.get("debian_version", "")):
+    version = release["VERSION_ID"]
+    if distribution == "Debian" and VERSION.fullmatch(read["debian_version"]):
         version = read["debian_version"]
-    codename = release.get("VERSION_CODENAME", "")
-    if not (VERSION.fullmatch(version) and codename and read.get("kernel") and read.get("machine")):
+    codename = release["VERSION_CODENAME"]
+    if not (VERSION.fullmatch(version) and codename and read["kernel"] and read["machine"]):
         return {}
     return {
         "distribution": distribution,
